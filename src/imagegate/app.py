@@ -1,0 +1,78 @@
+"""create_app(settings): wiring and lifespan only."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from imagegate import __version__
+from imagegate.billing.router import router as billing_router
+from imagegate.clock import Clock
+from imagegate.config import Settings
+from imagegate.db.migrate import upgrade
+from imagegate.http_errors import install_error_handlers
+from imagegate.providers.base import Provider
+from imagegate.services import build_services, build_worker
+from imagegate.storage.router import router as images_router
+from imagegate.tasks.router import openapi_components
+from imagegate.tasks.router import router as tasks_router
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    providers: dict[str, Provider] | None = None,
+    run_worker: bool = True,
+    migrate: bool = True,
+) -> FastAPI:
+    """The ASGI app. Its lifespan migrates the database and runs an in-process worker."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if migrate:
+            await asyncio.to_thread(upgrade, settings.resolved_database_url)
+        services = build_services(settings, clock, providers)
+        app.state.services = services
+        if run_worker:
+            services.worker = build_worker(services)
+            services.worker.start()
+        try:
+            yield
+        finally:
+            if services.worker is not None:
+                await services.worker.stop()
+            await services.db.dispose()
+
+    app = FastAPI(
+        title="imagegate",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+    app.include_router(tasks_router)
+    app.include_router(billing_router)
+    app.include_router(images_router)
+    _extend_openapi(app)
+    return app
+
+
+def _extend_openapi(app: FastAPI) -> None:
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(
+                openapi_components()
+            )
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,63 @@
+"""The `imagegate` command: serve, db, admin."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+
+from imagegate.cli import admin
+from imagegate.config import Settings
+from imagegate.db.migrate import upgrade
+
+app = typer.Typer(
+    help="imagegate: a self-hostable text-to-image API gateway.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(admin.app, name="admin")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+) -> None:
+    """Run the API and an in-process worker (embedded mode: SQLite in the data dir)."""
+    import uvicorn
+
+    from imagegate.app import create_app
+    from imagegate.bootstrap import create_demo_account, demo_banner
+    from imagegate.services import build_services
+
+    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    upgrade(settings.resolved_database_url)
+
+    async def first_start() -> tuple[str, str] | None:
+        services = build_services(settings)
+        try:
+            return await create_demo_account(services)
+        finally:
+            await services.db.dispose()
+
+    demo = asyncio.run(first_start())
+    if demo is not None:
+        banner = demo_banner(settings.resolved_public_url, *demo, settings.demo_credits)
+        typer.echo(banner)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the schema to the newest version."""
+    settings = Settings()
+    upgrade(settings.resolved_database_url)
+    typer.echo("database is up to date")
+
+
+def main() -> None:
+    app()

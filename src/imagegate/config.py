@@ -1,0 +1,60 @@
+"""Settings, read from the environment with the prefix ``IMAGEGATE_``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Each field is ``IMAGEGATE_<NAME>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="IMAGEGATE_", extra="ignore")
+
+    data_dir: Path = Path("./imagegate-data")
+    # Empty means a SQLite file inside data_dir.
+    database_url: str = ""
+    # Empty means the address the server listens on (http://host:port).
+    public_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # HMAC key for API-key hashes; empty means a random secret kept in data_dir/secret.key.
+    secret_key: str = ""
+
+    # Simulator: one delay for every speed overrides the per-speed defaults.
+    simulator_delay: float | None = None
+    simulator_delays: dict[str, float] = Field(
+        default_factory=lambda: {"TURBO": 2.0, "BALANCED": 4.0, "QUALITY": 6.0}
+    )
+
+    # Worker: how many jobs one process runs at once, how often it polls, when a job is stalled.
+    worker_concurrency: int = Field(default=32, ge=1)
+    worker_poll_interval: float = Field(default=0.5, gt=0)
+    job_stall_seconds: float = Field(default=30.0, gt=0)
+    job_max_attempts: int = Field(default=5, ge=1)
+
+    max_body_bytes: int = Field(default=65536, ge=1024)
+    # Credits given to the demo account created on the very first start of `imagegate serve`.
+    demo_credits: int = Field(default=1000, ge=0)
+
+    @field_validator("public_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'imagegate.db').resolve()}"
+
+    @property
+    def resolved_public_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+    def simulator_delay_for(self, speed: str) -> float:
+        if self.simulator_delay is not None:
+            return self.simulator_delay
+        return self.simulator_delays.get(speed, 0.0)

@@ -1,0 +1,54 @@
+"""Every error a client sees is the reference's envelope: {"error": {code, message, type}}."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from imagegate.errors import ApiError, InternalError, InvalidRequest
+
+log = logging.getLogger(__name__)
+
+
+def error_response(error: ApiError) -> JSONResponse:
+    return JSONResponse(error.envelope(), status_code=error.status, headers=error.headers)
+
+
+async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    # Routing errors (unknown path or method) use the table's invalid_request row.
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 405:
+        message = f"Method {request.method} is not allowed on {request.url.path}."
+    elif exc.status_code == 404:
+        message = f"Unknown endpoint: {request.method} {request.url.path}."
+    else:
+        message = str(exc.detail)
+    return error_response(InvalidRequest(message, headers=dict(exc.headers or {})))
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0] if exc.errors() else {}
+    field = ".".join(str(part) for part in first.get("loc", ()) if part not in ("body", "path"))
+    return error_response(InvalidRequest(f"'{field}' is invalid." if field else None))
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(InternalError())
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,47 @@
+"""The job queue port: defer a job inside the caller's transaction; workers claim it after commit.
+
+One table (``jobs``) on SQLite or PostgreSQL, so a task row, its charge and its job commit or roll
+back together. Jobs carry ids, never objects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from imagegate.clock import Clock
+from imagegate.db.database import after_commit
+from imagegate.db.models import Job
+
+
+class JobQueue:
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        # Set after a commit that deferred a job, so an in-process worker starts without polling.
+        self.wakeup = asyncio.Event()
+
+    def defer(
+        self,
+        session: AsyncSession,
+        kind: str,
+        args: dict[str, Any],
+        *,
+        queue: str = "default",
+        delay: float = 0.0,
+    ) -> None:
+        """Add a job to the caller's transaction, runnable ``delay`` seconds after now."""
+        now = self.clock.now()
+        session.add(
+            Job(
+                queue=queue,
+                kind=kind,
+                args=args,
+                status="todo",
+                run_at=now + delay,
+                attempts=0,
+                created_at=now,
+            )
+        )
+        after_commit(session, self.wakeup.set)

@@ -1,0 +1,68 @@
+"""The job that runs a task: call its provider, store the images, finish the task."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from imagegate.catalog import SIZES
+from imagegate.clock import Clock
+from imagegate.db.database import Database
+from imagegate.db.models import Task
+from imagegate.jobs.worker import JobKind
+from imagegate.providers.base import GenerationRequest, ProviderError
+from imagegate.providers.registry import ProviderRegistry
+from imagegate.storage.local import LocalImageStore
+from imagegate.tasks import service
+
+log = logging.getLogger(__name__)
+GAVE_UP_MESSAGE = "Image generation failed"
+
+
+class TaskRunner:
+    def __init__(
+        self, db: Database, providers: ProviderRegistry, store: LocalImageStore, clock: Clock
+    ) -> None:
+        self.db, self.providers, self.store, self.clock = db, providers, store, clock
+
+    def job_kind(self) -> JobKind:
+        return JobKind(handler=self.run, give_up=self.give_up)
+
+    async def run(self, args: dict[str, Any]) -> None:
+        """Run one task. Safe to run twice: a final task is left alone."""
+        task_id = args["task_id"]
+        async with self.db.transaction() as session:
+            task = await service.start(session, task_id, self.clock.now())
+        if task is None:
+            return
+        try:
+            provider = self.providers.for_model(task.model)
+            images = await provider.generate(_request(task))
+        except ProviderError as exc:
+            log.info("task %s failed upstream: %s", task_id, exc.code)
+            await self._fail(task_id, exc.code, exc.message)
+            return
+        keys = [await self.store.save(image, self.clock.now()) for image in images]
+        async with self.db.transaction() as session:
+            await service.complete(session, task_id, keys, self.clock.now())
+
+    async def give_up(self, args: dict[str, Any], error: str) -> None:
+        """After the last attempt: the task fails with internal_error and is refunded."""
+        await self._fail(args["task_id"], "internal_error", GAVE_UP_MESSAGE)
+
+    async def _fail(self, task_id: str, code: str, message: str) -> None:
+        async with self.db.transaction() as session:
+            await service.fail(session, task_id, code, message, self.clock.now())
+
+
+def _request(task: Task) -> GenerationRequest:
+    width, height = SIZES[task.input["size"]]
+    return GenerationRequest(
+        task_id=task.id,
+        prompt=task.input["prompt"],
+        size=task.input["size"],
+        width=width,
+        height=height,
+        rendering_speed=task.input["rendering_speed"],
+        output_format=task.input["output_format"],
+    )

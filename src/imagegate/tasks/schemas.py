@@ -1,0 +1,139 @@
+"""The request body of POST /v1/images/generations and the task object, as in the reference."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from imagegate.catalog import MAX_PROMPT_CHARS, OUTPUT_FORMATS, RENDERING_SPEEDS, SIZES
+from imagegate.errors import InvalidRequest
+
+Size = Literal["1:1", "3:4", "9:16", "4:3", "16:9"]
+Speed = Literal["TURBO", "BALANCED", "QUALITY"]
+OutputFormat = Literal["jpeg", "png"]
+MAX_CALLBACK_URL_CHARS = 2048
+
+
+class GenerationInput(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    # null means "use the default", like an absent field.
+    size: Size | None = None
+    rendering_speed: Speed | None = None
+    output_format: OutputFormat | None = None
+
+    @field_validator("prompt")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("blank")
+        return value
+
+    def resolved(self) -> dict[str, str]:
+        return {
+            "prompt": self.prompt,
+            "size": self.size or "1:1",
+            "rendering_speed": self.rendering_speed or "BALANCED",
+            "output_format": self.output_format or "jpeg",
+        }
+
+
+class CreateTaskRequest(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    model: str
+    input: GenerationInput
+    callback_url: str | None = None
+
+    @field_validator("callback_url")
+    @classmethod
+    def _absolute_http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if len(value) > MAX_CALLBACK_URL_CHARS:
+            raise ValueError("too_long")
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("not_url")
+        return value
+
+
+class TaskOutputMetadata(BaseModel):
+    model: str
+
+
+class TaskOutput(BaseModel):
+    urls: list[str]
+    metadata: TaskOutputMetadata
+
+
+class TaskError(BaseModel):
+    code: str
+    message: str
+
+
+class TaskObject(BaseModel):
+    """GET /v1/tasks/{taskId}: completed_at and output only when completed, error when failed."""
+
+    id: str
+    status: Literal["pending", "processing", "completed", "failed"]
+    model: str
+    created_at: int
+    completed_at: int | None = None
+    output: TaskOutput | None = None
+    error: TaskError | None = None
+
+
+class TaskCreated(BaseModel):
+    taskId: str  # noqa: N815 - the wire name
+
+
+class CreateTaskResponse(BaseModel):
+    code: int = 200
+    msg: str = "success"
+    data: TaskCreated
+
+
+_CHOICES = {
+    "size": ", ".join(SIZES),
+    "rendering_speed": ", ".join(RENDERING_SPEEDS),
+    "output_format": ", ".join(OUTPUT_FORMATS),
+}
+
+
+def parse_create_request(raw: bytes) -> CreateTaskRequest:
+    """The validated body, or InvalidRequest with a message that names the field."""
+    try:
+        return CreateTaskRequest.model_validate_json(raw)
+    except ValidationError as exc:
+        raise InvalidRequest(_message(exc.errors()[0])) from None
+
+
+def _message(error: Any) -> str:
+    kind: str = error["type"]
+    field = ".".join(str(part) for part in error["loc"])
+    if kind == "json_invalid":
+        return "Request body is not valid JSON."
+    if not field:
+        return "Request body must be a JSON object."
+    name = str(error["loc"][-1])
+    if kind == "missing":
+        return f"'{field}' is required."
+    if kind == "literal_error":
+        return f"'{field}' must be one of: {_CHOICES.get(name, '')}."
+    if kind == "string_too_long":
+        return f"'{field}' must be at most {MAX_PROMPT_CHARS:,} characters."
+    if kind in ("string_too_short",) or (kind == "value_error" and name == "prompt"):
+        return f"'{field}' must not be empty."
+    if kind == "value_error" and "too_long" in str(error.get("msg")):
+        return f"'{field}' must be at most {MAX_CALLBACK_URL_CHARS:,} characters."
+    if kind == "value_error":
+        return f"'{field}' must be an absolute http or https URL."
+    if kind in ("model_type", "dict_type", "model_attributes_type"):
+        return f"'{field}' must be an object."
+    if kind == "string_type" or kind.startswith("literal") or kind == "string_sub_type":
+        return f"'{field}' must be a string."
+    return f"'{field}' is invalid."

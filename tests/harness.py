@@ -1,0 +1,177 @@
+"""Test support: a real imagegate server on loopback, databases per test, polling with deadlines."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+import psycopg
+import uvicorn
+from fastapi import FastAPI
+
+from imagegate.app import create_app
+from imagegate.billing import service as billing
+from imagegate.clock import ManualClock
+from imagegate.config import Settings
+from imagegate.db.migrate import upgrade
+from imagegate.keys.service import create_key
+from imagegate.providers.base import Provider
+from imagegate.services import Services
+
+T = TypeVar("T")
+
+# IMAGEGATE_TEST_BACKEND=postgres runs the suite on PostgreSQL (the server named below).
+BACKEND = os.environ.get("IMAGEGATE_TEST_BACKEND", "sqlite")
+PG_ADMIN_URL = os.environ.get(
+    "IMAGEGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pg_url(database: str) -> str:
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    return f"{base}/{database}"
+
+
+class PostgresDatabases:
+    """A template database migrated once; each test gets a fresh copy of it."""
+
+    def __init__(self) -> None:
+        self.template = f"ig_tmpl_{uuid.uuid4().hex[:10]}"
+        self.created: list[str] = []
+
+    def _admin(self, sql: str) -> None:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(sql)  # type: ignore[arg-type]
+
+    def setup(self) -> None:
+        self._admin(f"CREATE DATABASE {self.template}")
+        upgrade(pg_url(self.template))
+
+    def new(self) -> str:
+        name = f"ig_{uuid.uuid4().hex[:16]}"
+        self._admin(f"CREATE DATABASE {name} TEMPLATE {self.template}")
+        self.created.append(name)
+        return pg_url(name)
+
+    def drop(self, url: str) -> None:
+        self._admin(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)")
+
+    def teardown(self) -> None:
+        self._admin(f"DROP DATABASE IF EXISTS {self.template} WITH (FORCE)")
+
+
+async def wait_for(
+    probe: Callable[[], Awaitable[T | None]], within: float = 20.0, interval: float = 0.05
+) -> T:
+    """Poll ``probe`` until it returns something truthy, or fail after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        result = await probe()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {within}s (last: {result!r})")
+        await asyncio.sleep(interval)
+
+
+@dataclass
+class Account:
+    id: str
+    key: str
+    key_id: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+
+@dataclass
+class Server:
+    base_url: str
+    app: FastAPI
+    clock: ManualClock
+    http: httpx.AsyncClient
+
+    @property
+    def services(self) -> Services:
+        services: Services = self.app.state.services
+        return services
+
+    async def account(self, credits: int = 1000, name: str = "test") -> Account:
+        """A new account with ``credits`` and one key, made through the admin services."""
+        now = self.clock.now()
+        async with self.services.db.transaction() as session:
+            account = await billing.create_account(session, name, credits, now)
+            key, plaintext = await create_key(session, self.services.hasher, account.id, "", now)
+        return Account(id=account.id, key=plaintext, key_id=key.id)
+
+    async def create(self, account: Account, **input_fields: Any) -> httpx.Response:
+        body: dict[str, Any] = {
+            "model": "ideogram-v4",
+            "input": {"prompt": "a cat", **input_fields},
+        }
+        return await self.http.post("/v1/images/generations", json=body, headers=account.headers)
+
+    async def task(self, account: Account, task_id: str) -> dict[str, Any]:
+        response = await self.http.get(f"/v1/tasks/{task_id}", headers=account.headers)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def wait_final(
+        self, account: Account, task_id: str, within: float = 20
+    ) -> dict[str, Any]:
+        async def final() -> dict[str, Any] | None:
+            task = await self.task(account, task_id)
+            return task if task["status"] in ("completed", "failed") else None
+
+        return await wait_for(final, within)
+
+    async def ledger(self, account: Account) -> tuple[int, int]:
+        """(balance, sum of ledger entries) of the account."""
+        async with self.services.db.sessions() as session:
+            return (
+                await billing.balance(session, account.id),
+                await billing.ledger_sum(session, account.id),
+            )
+
+
+@asynccontextmanager
+async def running_server(
+    settings: Settings, providers: dict[str, Provider] | None = None
+) -> AsyncIterator[Server]:
+    """imagegate in this event loop, on a free loopback port, with its in-process worker."""
+    clock = ManualClock()
+    app = create_app(settings, clock=clock, providers=providers)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning")
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    await wait_for(lambda: _started(server, serving), within=30)
+    base_url = f"http://{settings.host}:{settings.port}"
+    try:
+        async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+            yield Server(base_url=base_url, app=app, clock=clock, http=http)
+    finally:
+        server.should_exit = True
+        await serving
+
+
+async def _started(server: uvicorn.Server, serving: asyncio.Task[None]) -> bool:
+    if serving.done():
+        serving.result()  # raise the start-up error
+        raise AssertionError("server exited during start-up")
+    return server.started

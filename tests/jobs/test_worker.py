@@ -1,0 +1,89 @@
+"""The job queue: retries, give-up, stalled-job recovery and duplicate runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness import Server, running_server, wait_for
+from sqlalchemy import select, update
+
+from imagegate.config import Settings
+from imagegate.db.models import Job, Task
+from imagegate.providers.base import GeneratedImage, GenerationRequest
+from imagegate.tasks.jobs import TaskRunner
+
+
+class FlakyProvider:
+    """Raises an unexpected (non-provider) error ``failures`` times, then makes a tiny image."""
+
+    name = "flaky"
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls = 0
+
+    async def generate(self, request: GenerationRequest) -> list[GeneratedImage]:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise RuntimeError("connection reset by peer")
+        return [GeneratedImage(b"\x89PNG fake", request.output_format)]
+
+
+def fast_retries(settings: Settings) -> Settings:
+    return settings.model_copy(update={"job_max_attempts": 3})
+
+
+async def test_a_crashing_handler_is_retried_then_succeeds(settings: Settings) -> None:
+    provider = FlakyProvider(failures=1)
+    async with running_server(fast_retries(settings), {"ideogram-v4": provider}) as server:
+        account = await server.account()
+        task_id = (await server.create(account)).json()["data"]["taskId"]
+        server.clock.advance(3)  # past the first backoff (2 s)
+        task = await server.wait_final(account, task_id)
+    assert task["status"] == "completed"
+    assert provider.calls == 2
+
+
+async def test_after_the_last_attempt_the_task_fails_and_is_refunded(settings: Settings) -> None:
+    provider = FlakyProvider(failures=99)
+    async with running_server(fast_retries(settings), {"ideogram-v4": provider}) as server:
+        account = await server.account(credits=28)
+        task_id = (await server.create(account)).json()["data"]["taskId"]
+
+        async def final() -> dict[str, Any] | None:
+            server.clock.advance(10)  # walk through the backoff schedule
+            task = await server.task(account, task_id)
+            return task if task["status"] == "failed" else None
+
+        task = await wait_for(final)
+        assert task["error"] == {"code": "internal_error", "message": "Image generation failed"}
+        assert await server.ledger(account) == (28, 28)
+        async with server.services.db.sessions() as session:
+            job = await session.scalar(select(Job))
+        assert job is not None
+        assert (job.status, job.attempts) == ("failed", 3)
+        assert "connection reset" in (job.last_error or "")
+    assert provider.calls == 3
+
+
+async def test_a_stalled_job_is_recovered_and_a_duplicate_run_is_harmless(server: Server) -> None:
+    account = await server.account(credits=100)
+    # A job another (dead) worker claimed: 'doing', stale heartbeat, task left processing.
+    await server.services.worker.stop()  # type: ignore[union-attr]
+    task_id = (await server.create(account)).json()["data"]["taskId"]
+    async with server.services.db.transaction() as session:
+        await session.execute(
+            update(Job).values(status="doing", worker_id="dead", heartbeat_at=server.clock.now())
+        )
+        await session.execute(update(Task).values(status="processing"))
+    server.services.worker.start()  # type: ignore[union-attr]
+    server.clock.advance(server.services.settings.job_stall_seconds + 1)
+    task = await server.wait_final(account, task_id)
+    assert task["status"] == "completed"
+
+    runner = TaskRunner(
+        server.services.db, server.services.providers, server.services.store, server.clock
+    )
+    await runner.run({"task_id": task_id})  # at-least-once delivery: a second run changes nothing
+    assert await server.task(account, task_id) == task
+    assert await server.ledger(account) == (72, 72)

@@ -1,0 +1,166 @@
+"""Bad input gets the reference's error envelope with a message naming the field; never a 422."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from harness import Account, Server
+
+
+def _body(**input_fields: Any) -> dict[str, Any]:
+    return {"model": "ideogram-v4", "input": {"prompt": "a cat", **input_fields}}
+
+
+SPEEDS = "'input.rendering_speed' must be one of: TURBO, BALANCED, QUALITY."
+NOT_URL = "'callback_url' must be an absolute http or https URL."
+LONG_URL = "https://e.com/" + "a" * 2048
+
+INVALID_BODIES: list[tuple[Any, str]] = [
+    ({"input": {"prompt": "a cat"}}, "'model' is required."),
+    ({"model": "ideogram-v4"}, "'input' is required."),
+    ({"model": "ideogram-v4", "input": {}}, "'input.prompt' is required."),
+    ({"model": None, "input": {"prompt": "x"}}, "'model' must be a string."),
+    ({"model": 4, "input": {"prompt": "x"}}, "'model' must be a string."),
+    ({"model": "ideogram-v4", "input": None}, "'input' must be an object."),
+    ({"model": "ideogram-v4", "input": "a cat"}, "'input' must be an object."),
+    ({"model": "ideogram-v4", "input": [1]}, "'input' must be an object."),
+    (_body(prompt=None), "'input.prompt' must be a string."),
+    (_body(prompt=123), "'input.prompt' must be a string."),
+    (_body(prompt=["a"]), "'input.prompt' must be a string."),
+    (_body(prompt=""), "'input.prompt' must not be empty."),
+    (_body(prompt="   "), "'input.prompt' must not be empty."),
+    (_body(prompt="x" * 5001), "'input.prompt' must be at most 5,000 characters."),
+    (_body(size="2:1"), "'input.size' must be one of: 1:1, 3:4, 9:16, 4:3, 16:9."),
+    (_body(size=1), "'input.size' must be one of: 1:1, 3:4, 9:16, 4:3, 16:9."),
+    (_body(rendering_speed="fast"), SPEEDS),
+    (_body(rendering_speed="turbo"), SPEEDS),
+    (_body(output_format="gif"), "'input.output_format' must be one of: jpeg, png."),
+    (_body(output_format="jpg"), "'input.output_format' must be one of: jpeg, png."),
+    ({**_body(), "callback_url": "ftp://example.com/x"}, NOT_URL),
+    ({**_body(), "callback_url": "/relative"}, NOT_URL),
+    ({**_body(), "callback_url": 7}, "'callback_url' must be a string."),
+    ({**_body(), "callback_url": LONG_URL}, "'callback_url' must be at most 2,048 characters."),
+    ([], "Request body must be a JSON object."),
+    ("text", "Request body must be a JSON object."),
+]  # fmt: skip
+
+
+@pytest.fixture
+async def account(server: Server) -> Account:
+    return await server.account(credits=1000)
+
+
+def assert_error(response: Any, status: int, code: str, error_type: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    body: dict[str, Any] = response.json()
+    assert list(body) == ["error"]
+    assert list(body["error"]) == ["code", "message", "type"]
+    assert body["error"]["code"] == code
+    assert body["error"]["type"] == error_type
+    return body["error"]
+
+
+@pytest.mark.parametrize(("body", "message"), INVALID_BODIES)
+async def test_invalid_bodies_are_400_naming_the_field(
+    server: Server, account: Account, body: Any, message: str
+) -> None:
+    response = await server.http.post("/v1/images/generations", json=body, headers=account.headers)
+    error = assert_error(response, 400, "invalid_request", "invalid_request_error")
+    assert error["message"] == message
+    assert await server.ledger(account) == (1000, 1000)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"", b"{", b'{"model": "ideogram-v4",}', b"\xff\xfe", b"NaN", b'{"model": "a"}{}', b"null"],
+)
+async def test_malformed_json_is_400(server: Server, account: Account, raw: bytes) -> None:
+    response = await server.http.post(
+        "/v1/images/generations",
+        content=raw,
+        headers={**account.headers, "Content-Type": "application/json"},
+    )
+    error = assert_error(response, 400, "invalid_request", "invalid_request_error")
+    assert error["message"] in (
+        "Request body is not valid JSON.",
+        "Request body must be a JSON object.",
+    )
+
+
+async def test_oversized_bodies_are_refused_before_reading(
+    server: Server, account: Account
+) -> None:
+    limit = server.services.settings.max_body_bytes
+    huge = {"model": "ideogram-v4", "input": {"prompt": "a cat"}, "pad": "x" * limit}
+    response = await server.http.post("/v1/images/generations", json=huge, headers=account.headers)
+    error = assert_error(response, 400, "invalid_request", "invalid_request_error")
+    assert "larger than" in error["message"]
+
+    async def chunked() -> Any:  # no Content-Length: the stream itself is capped
+        yield b'{"model": "ideogram-v4", "input": {"prompt": "'
+        for _ in range(limit // 1024 + 1):
+            yield b"x" * 1024
+        yield b'"}}'
+
+    response = await server.http.post(
+        "/v1/images/generations", content=chunked(), headers=account.headers
+    )
+    assert_error(response, 400, "invalid_request", "invalid_request_error")
+
+
+async def test_prompt_of_exactly_5000_characters_and_unknown_fields_are_accepted(
+    server: Server, account: Account
+) -> None:
+    body = {
+        "model": "ideogram-v4",
+        "input": {"prompt": "y" * 5000, "negative_prompt": "blur", "seed": 3, "size": None},
+        "extra": {"anything": True},
+    }
+    response = await server.http.post("/v1/images/generations", json=body, headers=account.headers)
+    assert response.status_code == 200, response.text
+    task = await server.wait_final(account, response.json()["data"]["taskId"])
+    assert task["status"] == "completed"
+
+
+@pytest.mark.parametrize("model", ["ideogram-v3", "IDEOGRAM-V4", "", "dall-e-3"])
+async def test_unknown_model_is_404_model_not_found(
+    server: Server, account: Account, model: str
+) -> None:
+    response = await server.http.post(
+        "/v1/images/generations",
+        json={"model": model, "input": {"prompt": "a cat"}},
+        headers=account.headers,
+    )
+    assert_error(response, 404, "model_not_found", "invalid_request_error")
+    assert await server.ledger(account) == (1000, 1000)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/"),
+        ("GET", "/v1/nope"),
+        ("POST", "/v2/images/generations"),
+        ("GET", "/v1/images/generations"),
+        ("DELETE", "/v1/credits"),
+        ("PUT", "/v1/tasks/abc"),
+    ],
+)
+async def test_unknown_paths_and_methods_get_the_envelope(
+    server: Server, account: Account, method: str, path: str
+) -> None:
+    response = await server.http.request(method, path, headers=account.headers)
+    error = assert_error(response, 400, "invalid_request", "invalid_request_error")
+    assert path in error["message"]
+
+
+async def test_no_422_escapes_for_bad_path_or_header_values(
+    server: Server, account: Account
+) -> None:
+    for path in ["/v1/tasks/%00", "/v1/tasks/" + "a" * 5000]:
+        response = await server.http.get(path, headers=account.headers)
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "task_not_found"

@@ -12,15 +12,16 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-from harness import Account, wait_for
 from sqlalchemy import select
 
+from harness import Account, wait_for
 from imagegate.billing import service as billing
 from imagegate.config import Settings
 from imagegate.db.migrate import upgrade
 from imagegate.db.models import LedgerEntry
 from imagegate.keys.service import create_key
 from imagegate.services import build_services
+from receiver import HANG, running_receiver
 
 
 async def provision(settings: Settings, credits: int) -> Account:
@@ -36,7 +37,9 @@ async def provision(settings: Settings, credits: int) -> Account:
 
 
 @asynccontextmanager
-async def serve_process(settings: Settings) -> AsyncIterator[asyncio.subprocess.Process]:
+async def serve_process(
+    settings: Settings, **extra: str
+) -> AsyncIterator[asyncio.subprocess.Process]:
     env = {
         **os.environ,
         "IMAGEGATE_DATA_DIR": str(settings.data_dir),
@@ -45,6 +48,7 @@ async def serve_process(settings: Settings) -> AsyncIterator[asyncio.subprocess.
         "IMAGEGATE_WORKER_CONCURRENCY": "4",
         "IMAGEGATE_WORKER_POLL_INTERVAL": "0.1",
         "IMAGEGATE_JOB_STALL_SECONDS": "2",
+        **{f"IMAGEGATE_{name.upper()}": value for name, value in extra.items()},
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "imagegate", "serve", "--port", str(settings.port),
@@ -82,11 +86,12 @@ async def test_sigkill_with_tasks_in_flight_loses_nothing(settings: Settings) ->
 
         async with serve_process(settings) as process:
             await wait_for(lambda: _responds(http), within=30)
-            prompts = [f"poster {n}" + (" [simulate:upstream_error]" if n % 4 == 0 else "") for n in range(16)]  # fmt: skip
             ids = []
-            for prompt in prompts:
+            for n in range(16):  # every fourth task fails upstream and must be refunded
+                prompt = f"poster {n}" + (" [simulate:upstream_error]" if n % 4 == 0 else "")
                 body = {"model": "ideogram-v4", "input": {"prompt": prompt}}
-                ids.append((await http.post("/v1/images/generations", json=body)).json()["data"]["taskId"])  # fmt: skip
+                created = await http.post("/v1/images/generations", json=body)
+                ids.append(created.json()["data"]["taskId"])
 
             async def in_flight() -> bool:
                 seen = {t["status"] for t in await statuses(ids)}
@@ -129,3 +134,81 @@ async def _responds(http: httpx.AsyncClient) -> bool:
         return (await http.get("/v1/credits")).status_code == 200
     except httpx.TransportError:
         return False
+
+
+async def test_a_callback_retry_planned_before_sigkill_fires_after_restart(
+    settings: Settings,
+) -> None:
+    account = await provision(settings, credits=100)
+    base = f"http://{settings.host}:{settings.port}"
+    policy = {"callback_allow_private": "true", "callback_retry_delays": "0,3,600"}
+    async with (
+        running_receiver(lambda n: 503 if n == 1 else 200) as receiver,
+        httpx.AsyncClient(base_url=base, headers=account.headers, timeout=10) as http,
+    ):
+
+        async def log() -> dict[str, Any]:
+            data: dict[str, Any] = (await http.get(f"/v1/tasks/{task_id}/callbacks")).json()["data"]
+            return data
+
+        async with serve_process(settings, simulator_delay="0", **policy) as process:
+            await wait_for(lambda: _responds(http), within=30)
+            body = {"model": "ideogram-v4", "callback_url": receiver.url, "input": {"prompt": "x"}}
+            task_id = (await http.post("/v1/images/generations", json=body)).json()["data"][
+                "taskId"
+            ]
+
+            async def first_attempt_recorded() -> bool:
+                return len((await log())["attempts"]) == 1
+
+            await wait_for(first_attempt_recorded, within=30)
+            process.send_signal(signal.SIGKILL)  # the second attempt is due 3 s after the first
+            await process.wait()
+
+        async with serve_process(settings, simulator_delay="0", **policy):
+            await wait_for(lambda: _responds(http), within=30)
+            await receiver.count(2, within=30)
+
+            async def delivered() -> dict[str, Any] | None:
+                data = await log()
+                return data if data["status"] == "delivered" else None
+
+            final = await wait_for(delivered, within=30)
+    first, second = receiver.received
+    assert second.at - first.at >= 3
+    assert len(receiver.received) == 2
+    assert [a["status_code"] for a in final["attempts"]] == [503, 200]
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]
+
+
+async def test_a_callback_in_flight_at_sigkill_is_attempted_again(settings: Settings) -> None:
+    account = await provision(settings, credits=100)
+    base = f"http://{settings.host}:{settings.port}"
+    policy = {"callback_allow_private": "true", "simulator_delay": "0"}
+    async with (
+        running_receiver(lambda n: HANG if n == 1 else 200) as receiver,
+        httpx.AsyncClient(base_url=base, headers=account.headers, timeout=10) as http,
+    ):
+        async with serve_process(settings, **policy) as process:
+            await wait_for(lambda: _responds(http), within=30)
+            body = {"model": "ideogram-v4", "callback_url": receiver.url, "input": {"prompt": "x"}}
+            task_id = (await http.post("/v1/images/generations", json=body)).json()["data"][
+                "taskId"
+            ]
+            await receiver.count(1, within=30)  # the receiver holds the first attempt open
+            process.send_signal(signal.SIGKILL)
+            await process.wait()
+
+        async with serve_process(settings, **policy):
+            await receiver.count(2, within=30)
+
+            async def delivered() -> dict[str, Any] | None:
+                response = await http.get(f"/v1/tasks/{task_id}/callbacks")
+                data: dict[str, Any] = response.json()["data"]
+                return data if data["status"] == "delivered" else None
+
+            final = await wait_for(delivered, within=30)
+    assert [(a["number"], a["status_code"]) for a in final["attempts"]] == [(1, 200)]
+    first, second = receiver.received
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]  # receivers dedupe on it
+    assert first.body == second.body

@@ -12,12 +12,13 @@ from fastapi.openapi.utils import get_openapi
 
 from imagegate import __version__
 from imagegate.billing.router import router as billing_router
+from imagegate.callbacks.router import router as callbacks_router
 from imagegate.clock import Clock
 from imagegate.config import Settings
 from imagegate.db.migrate import upgrade
 from imagegate.http_errors import install_error_handlers
 from imagegate.providers.base import Provider
-from imagegate.services import build_services, build_worker
+from imagegate.services import build_services, build_workers
 from imagegate.storage.router import router as images_router
 from imagegate.tasks.router import openapi_components
 from imagegate.tasks.router import router as tasks_router
@@ -41,14 +42,13 @@ def create_app(
         services = build_services(settings, clock, providers)
         app.state.services = services
         if run_worker:
-            services.worker = build_worker(services)
-            services.worker.start()
+            services.workers = build_workers(services)
+            for worker in services.workers:
+                worker.start()
         try:
             yield
         finally:
-            if services.worker is not None:
-                await services.worker.stop()
-            await services.db.dispose()
+            await services.close()
 
     app = FastAPI(
         title="imagegate",
@@ -60,6 +60,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(tasks_router)
     app.include_router(billing_router)
+    app.include_router(callbacks_router)
     app.include_router(images_router)
     _extend_openapi(app)
     return app

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -35,9 +36,26 @@ class Settings(BaseSettings):
     job_stall_seconds: float = Field(default=30.0, gt=0)
     job_max_attempts: int = Field(default=5, ge=1)
 
+    # Callbacks: delay before each attempt, counted from the previous one (the first from the
+    # task's end); "0,180,600" is the reference's policy: immediately, +3 min, +10 min.
+    callback_retry_delays: Annotated[tuple[float, ...], NoDecode] = (0.0, 180.0, 600.0)
+    callback_timeout: float = Field(default=10.0, gt=0)
+    callback_allow_private: bool = False
+    callback_concurrency: int = Field(default=256, ge=1)
+
     max_body_bytes: int = Field(default=65536, ge=1024)
     # Credits given to the demo account created on the very first start of `imagegate serve`.
     demo_credits: int = Field(default=1000, ge=0)
+
+    @field_validator("callback_retry_delays", mode="before")
+    @classmethod
+    def _split_delays(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            parts = [part.strip() for part in value.split(",") if part.strip()]
+            value = tuple(float(part) for part in parts)
+        if not value or any(delay < 0 for delay in value):
+            raise ValueError("give one or more non-negative delays in seconds, e.g. 0,180,600")
+        return value
 
     @field_validator("public_url")
     @classmethod

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import httpx
+
+from imagegate.callbacks.jobs import CallbackDeliverer
+from imagegate.callbacks.service import CALLBACKS_QUEUE, DELIVER_CALLBACK
 from imagegate.catalog import MODELS
 from imagegate.clock import Clock
 from imagegate.config import Settings
@@ -17,7 +21,7 @@ from imagegate.providers.registry import ProviderRegistry
 from imagegate.providers.simulator import SimulatorProvider
 from imagegate.storage.local import LocalImageStore
 from imagegate.tasks.jobs import TaskRunner
-from imagegate.tasks.service import RUN_TASK
+from imagegate.tasks.service import RUN_TASK, TASKS_QUEUE
 
 
 @dataclass
@@ -29,11 +33,18 @@ class Services:
     queue: JobQueue
     store: LocalImageStore
     providers: ProviderRegistry
-    worker: Worker | None = field(default=None)
+    http: httpx.AsyncClient
+    workers: list[Worker] = field(default_factory=list)
 
     @property
     def public_url(self) -> str:
         return self.settings.resolved_public_url
+
+    async def close(self) -> None:
+        for worker in self.workers:
+            await worker.stop()
+        await self.http.aclose()
+        await self.db.dispose()
 
 
 def default_providers(settings: Settings) -> dict[str, Provider]:
@@ -55,17 +66,38 @@ def build_services(
         queue=JobQueue(clock),
         store=LocalImageStore(settings.data_dir / "images"),
         providers=ProviderRegistry(providers or default_providers(settings)),
+        http=httpx.AsyncClient(
+            follow_redirects=False,
+            trust_env=False,  # never route callbacks through an environment proxy
+            timeout=settings.callback_timeout,
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+        ),
     )
 
 
-def build_worker(services: Services) -> Worker:
-    settings = services.settings
-    runner = TaskRunner(services.db, services.providers, services.store, services.clock)
-    config = WorkerConfig(
-        concurrency=settings.worker_concurrency,
+def build_workers(services: Services) -> list[Worker]:
+    """One worker per pool: tasks, and callbacks apart, so slow receivers never hold up tasks."""
+    s = services
+    runner = TaskRunner(
+        s.db, s.queue, s.providers, s.store, s.clock, s.settings.callback_retry_delays
+    )
+    deliverer = CallbackDeliverer(s.db, s.queue, s.http, s.clock, s.settings)
+    kinds = {RUN_TASK: runner.job_kind(), DELIVER_CALLBACK: deliverer.job_kind()}
+    pools = [
+        (TASKS_QUEUE, s.settings.worker_concurrency),
+        (CALLBACKS_QUEUE, s.settings.callback_concurrency),
+    ]
+    return [
+        Worker(s.db, s.queue, kinds, s.clock, _worker_config(s.settings, queue, concurrency))
+        for queue, concurrency in pools
+    ]
+
+
+def _worker_config(settings: Settings, queue: str, concurrency: int) -> WorkerConfig:
+    return WorkerConfig(
+        concurrency=concurrency,
         poll_interval=settings.worker_poll_interval,
         stall_seconds=settings.job_stall_seconds,
         max_attempts=settings.job_max_attempts,
+        queues=(queue,),
     )
-    kinds = {RUN_TASK: runner.job_kind()}
-    return Worker(services.db, services.queue, kinds, services.clock, config)

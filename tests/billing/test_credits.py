@@ -81,7 +81,7 @@ async def test_a_failed_task_is_refunded_exactly_once(server: Server) -> None:
     await server.wait_final(account, task_id)
     now = server.clock.now()
     async with server.services.db.transaction() as session:  # a duplicate failure is a no-op
-        assert await tasks.fail(session, task_id, "upstream_error", "again", now) is False
+        assert await tasks.fail(session, task_id, "upstream_error", "again", now) is None
     with pytest.raises(IntegrityError):  # and a second refund is refused by the unique index
         async with server.services.db.transaction() as session:
             await billing.refund(session, task_id, now)

@@ -9,7 +9,6 @@ import sys
 from typing import Any
 
 from harness import Account, Server
-
 from imagegate.config import Settings
 
 

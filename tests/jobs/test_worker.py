@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness import Server, running_server, wait_for
 from sqlalchemy import select, update
 
+from harness import Server, running_server, wait_for
 from imagegate.config import Settings
 from imagegate.db.models import Job, Task
 from imagegate.providers.base import GeneratedImage, GenerationRequest
@@ -69,21 +69,22 @@ async def test_after_the_last_attempt_the_task_fails_and_is_refunded(settings: S
 async def test_a_stalled_job_is_recovered_and_a_duplicate_run_is_harmless(server: Server) -> None:
     account = await server.account(credits=100)
     # A job another (dead) worker claimed: 'doing', stale heartbeat, task left processing.
-    await server.services.worker.stop()  # type: ignore[union-attr]
+    for worker in server.services.workers:
+        await worker.stop()
     task_id = (await server.create(account)).json()["data"]["taskId"]
     async with server.services.db.transaction() as session:
         await session.execute(
             update(Job).values(status="doing", worker_id="dead", heartbeat_at=server.clock.now())
         )
         await session.execute(update(Task).values(status="processing"))
-    server.services.worker.start()  # type: ignore[union-attr]
+    for worker in server.services.workers:
+        worker.start()
     server.clock.advance(server.services.settings.job_stall_seconds + 1)
     task = await server.wait_final(account, task_id)
     assert task["status"] == "completed"
 
-    runner = TaskRunner(
-        server.services.db, server.services.providers, server.services.store, server.clock
-    )
+    s = server.services
+    runner = TaskRunner(s.db, s.queue, s.providers, s.store, s.clock, (0.0,))
     await runner.run({"task_id": task_id})  # at-least-once delivery: a second run changes nothing
     assert await server.task(account, task_id) == task
     assert await server.ledger(account) == (72, 72)

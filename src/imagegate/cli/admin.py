@@ -15,6 +15,7 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagegate.billing import service as billing
+from imagegate.callbacks import service as callbacks
 from imagegate.config import Settings
 from imagegate.db.migrate import upgrade
 from imagegate.db.models import ApiKey, LedgerEntry
@@ -42,7 +43,7 @@ def _run(action: Action, as_json: bool) -> None:
             async with services.db.transaction() as session:
                 return await action(session, services)
         finally:
-            await services.db.dispose()
+            await services.close()
 
     try:
         line, obj = asyncio.run(go())
@@ -138,12 +139,14 @@ def account_show(account_id: str, as_json: JsonFlag = False) -> None:
         account = await billing.get_account(session, account_id)
         key_rows = await keys.list_keys(session, account_id)
         entries = await billing.recent_entries(session, account_id)
+        secret = await callbacks.webhook_secret(session, account_id)
         obj = {
             "id": account.id,
             "name": account.name,
             "credits": account.credits,
             "banned": account.banned,
             "created_at": int(account.created_at),
+            "webhook_secret": secret,
             "keys": [_key_json(k) for k in key_rows],
             "ledger": [_entry_json(e) for e in entries],
         }
@@ -155,13 +158,26 @@ def account_show(account_id: str, as_json: JsonFlag = False) -> None:
 def _account_text(obj: dict[str, Any]) -> str:
     lines = [
         f"account {obj['id']} ({obj['name']}): {obj['credits']} credits"
-        + (", BANNED" if obj["banned"] else "")
+        + (", BANNED" if obj["banned"] else ""),
+        f"  webhook secret {obj['webhook_secret']}",
     ]
     lines += [f"  key {k['id']} {k['prefix']}... {k['status']} {k['name']}" for k in obj["keys"]]
     lines += [
         f"  {e['kind']:>7} {e['amount']:+d} {e['task_id'] or e['note']}" for e in obj["ledger"]
     ]
     return "\n".join(lines)
+
+
+@account_app.command("rotate-webhook-secret")
+def account_rotate_webhook_secret(account_id: str, as_json: JsonFlag = False) -> None:
+    """Replace the account's callback signing secret; later attempts are signed with the new one."""
+
+    async def action(session: AsyncSession, s: Services) -> tuple[str, dict[str, Any]]:
+        secret = await callbacks.rotate_webhook_secret(session, account_id)
+        obj = {"id": account_id, "webhook_secret": secret}
+        return f"account {account_id}: new webhook secret {secret}", obj
+
+    _run(action, as_json)
 
 
 @key_app.command("create")

@@ -42,7 +42,7 @@ def serve(
         try:
             return await create_demo_account(services)
         finally:
-            await services.db.dispose()
+            await services.close()
 
     demo = asyncio.run(first_start())
     if demo is not None:

@@ -39,6 +39,8 @@ class Account(Base):
     credits: Mapped[int] = mapped_column(BigInteger, default=0)
     banned: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[float] = mapped_column(Float)
+    # Standard Webhooks signing secret (whsec_...); made on first use, rotatable by the operator.
+    webhook_secret: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class ApiKey(Base):
@@ -108,3 +110,29 @@ class Job(Base):
     heartbeat_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
+
+
+class Callback(Base):
+    """The notification of a task's end to its callback_url: one per task."""
+
+    __tablename__ = "callbacks"
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id"), primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    event: Mapped[str] = mapped_column(String(32))  # task.completed | task.failed
+    status: Mapped[str] = mapped_column(String(16))  # pending | delivered | failed
+    next_attempt_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class CallbackAttempt(Base):
+    __tablename__ = "callback_attempts"
+    __table_args__ = (UniqueConstraint("task_id", "number", name="uq_callback_attempt"),)
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
+    )
+    task_id: Mapped[str] = mapped_column(ForeignKey("callbacks.task_id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    attempted_at: Mapped[float] = mapped_column(Float)
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    next_attempt_at: Mapped[float | None] = mapped_column(Float, nullable=True)

@@ -98,8 +98,7 @@ class Worker:
         self._running.pop(job_id, None)
 
     async def _claim(self, limit: int) -> list[tuple[int, str, dict[str, Any], int]]:
-        now = self.clock.now()
-        conditions = [Job.status == "todo", Job.run_at <= now]
+        conditions = [Job.status == "todo", Job.run_at <= self.clock.now()]
         if self.config.queues is not None:
             conditions.append(Job.queue.in_(self.config.queues))
         async with self.db.transaction() as session:
@@ -113,13 +112,14 @@ class Worker:
                 )
             ).all()
             if rows:
+                # Stamped now that the rows are locked: a lock wait must not age the heartbeat.
                 await session.execute(
                     update(Job)
                     .where(Job.id.in_([row.id for row in rows]))
                     .values(
                         status="doing",
                         worker_id=self.id,
-                        heartbeat_at=now,
+                        heartbeat_at=self.clock.now(),
                         attempts=Job.attempts + 1,
                     )
                 )
@@ -177,18 +177,22 @@ class Worker:
             await asyncio.sleep(interval)
 
     async def _heartbeat_and_recover(self) -> None:
-        now = self.clock.now()
         async with self.db.transaction() as session:
-            if self._running:
-                await session.execute(
-                    update(Job)
-                    .where(Job.id.in_(list(self._running)), Job.worker_id == self.id)
-                    .values(heartbeat_at=now)
-                )
-            recovered = await session.execute(
+            await session.execute(
                 update(Job)
-                .where(Job.status == "doing", Job.heartbeat_at < now - self.config.stall_seconds)
-                .values(status="todo", worker_id=None)
+                .where(Job.worker_id == self.id, Job.status == "doing")
+                .values(heartbeat_at=self.clock.now())
+            )
+            # Another worker's job is stalled when its heartbeat is old; ours never are.
+            stalled = [
+                Job.status == "doing",
+                Job.worker_id != self.id,
+                Job.heartbeat_at < self.clock.now() - self.config.stall_seconds,
+            ]
+            if self.config.queues is not None:
+                stalled.append(Job.queue.in_(self.config.queues))
+            recovered = await session.execute(
+                update(Job).where(*stalled).values(status="todo", worker_id=None)
             )
         if recovered.rowcount:  # type: ignore[attr-defined]
             log.warning("recovered %s stalled job(s)", recovered.rowcount)  # type: ignore[attr-defined]

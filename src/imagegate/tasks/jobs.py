@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from imagegate.callbacks import service as callbacks
 from imagegate.catalog import SIZES
 from imagegate.clock import Clock
 from imagegate.db.database import Database
 from imagegate.db.models import Task
+from imagegate.jobs.queue import JobQueue
 from imagegate.jobs.worker import JobKind
 from imagegate.providers.base import GenerationRequest, ProviderError
 from imagegate.providers.registry import ProviderRegistry
@@ -21,9 +26,16 @@ GAVE_UP_MESSAGE = "Image generation failed"
 
 class TaskRunner:
     def __init__(
-        self, db: Database, providers: ProviderRegistry, store: LocalImageStore, clock: Clock
+        self,
+        db: Database,
+        queue: JobQueue,
+        providers: ProviderRegistry,
+        store: LocalImageStore,
+        clock: Clock,
+        callback_delays: Sequence[float],
     ) -> None:
-        self.db, self.providers, self.store, self.clock = db, providers, store, clock
+        self.db, self.queue, self.providers, self.store = db, queue, providers, store
+        self.clock, self.callback_delays = clock, callback_delays
 
     def job_kind(self) -> JobKind:
         return JobKind(handler=self.run, give_up=self.give_up)
@@ -44,7 +56,8 @@ class TaskRunner:
             return
         keys = [await self.store.save(image, self.clock.now()) for image in images]
         async with self.db.transaction() as session:
-            await service.complete(session, task_id, keys, self.clock.now())
+            ended = await service.complete(session, task_id, keys, self.clock.now())
+            self._notify(session, ended)
 
     async def give_up(self, args: dict[str, Any], error: str) -> None:
         """After the last attempt: the task fails with internal_error and is refunded."""
@@ -52,7 +65,16 @@ class TaskRunner:
 
     async def _fail(self, task_id: str, code: str, message: str) -> None:
         async with self.db.transaction() as session:
-            await service.fail(session, task_id, code, message, self.clock.now())
+            ended = await service.fail(session, task_id, code, message, self.clock.now())
+            self._notify(session, ended)
+
+    def _notify(self, session: AsyncSession, ended: Task | None) -> None:
+        """Plan the callback of a task that just ended, in the transaction that ended it."""
+        if ended is not None and ended.callback_url:
+            callbacks.schedule(
+                session, self.queue, ended.id, ended.callback_url, ended.status,
+                self.callback_delays, self.clock.now(),
+            )  # fmt: skip
 
 
 def _request(task: Task) -> GenerationRequest:

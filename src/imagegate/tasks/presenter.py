@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from imagegate.catalog import MODELS
@@ -28,6 +29,12 @@ def task_object(task: Task, public_url: str) -> dict[str, Any]:
             "message": task.error_message or "Image generation failed",
         }
     return body
+
+
+def render_json(body: dict[str, Any]) -> bytes:
+    """The exact bytes served for ``body`` (compact UTF-8, like Starlette's JSONResponse), so a
+    callback carries byte-for-byte what GET /v1/tasks/{taskId} returns."""
+    return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
 def _upstream_model(model: str) -> str:

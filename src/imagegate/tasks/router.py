@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
+from imagegate.callbacks.ssrf import Unresolvable, UnsafeDestination, resolve
 from imagegate.errors import InvalidRequest
 from imagegate.keys.auth import Caller, ServicesDep
 from imagegate.tasks import service
-from imagegate.tasks.presenter import task_object
+from imagegate.tasks.presenter import render_json, task_object
 from imagegate.tasks.schemas import (
     CreateTaskRequest,
     CreateTaskResponse,
@@ -39,6 +40,8 @@ async def create_generation(request: Request, caller: Caller, services: Services
     """Create an image generation task; poll it at /v1/tasks/{taskId}."""
     raw = await read_body(request, services.settings.max_body_bytes)
     body = parse_create_request(raw)
+    if body.callback_url is not None:
+        await check_callback_url(body.callback_url, services.settings.callback_allow_private)
     async with services.db.transaction() as session:
         task = await service.create_task(
             session, services.queue, caller, body, services.clock.now()
@@ -51,7 +54,20 @@ async def get_task(taskId: str, caller: Caller, services: ServicesDep) -> Any:  
     """A task of the calling account: pending, processing, completed (with URLs) or failed."""
     async with services.db.sessions() as session:
         task = await service.get_task(session, caller.account_id, taskId)
-    return JSONResponse(task_object(task, services.public_url))
+    return Response(
+        render_json(task_object(task, services.public_url)), media_type="application/json"
+    )
+
+
+async def check_callback_url(url: str, allow_private: bool) -> None:
+    """Refuse a callback_url that reaches this network (see callbacks/ssrf.py); a host with no
+    address yet is accepted and checked again at each delivery."""
+    try:
+        await resolve(url, allow_private)
+    except Unresolvable:
+        return
+    except UnsafeDestination as exc:
+        raise InvalidRequest(f"'callback_url' is not allowed: {exc}.") from None
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -58,6 +58,8 @@ class CreateTaskRequest(BaseModel):
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("not_url")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("credentials")
         return value
 
 
@@ -130,6 +132,8 @@ def _message(error: Any) -> str:
         return f"'{field}' must not be empty."
     if kind == "value_error" and "too_long" in str(error.get("msg")):
         return f"'{field}' must be at most {MAX_CALLBACK_URL_CHARS:,} characters."
+    if kind == "value_error" and "credentials" in str(error.get("msg")):
+        return f"'{field}' must not contain credentials."
     if kind == "value_error":
         return f"'{field}' must be an absolute http or https URL."
     if kind in ("model_type", "dict_type", "model_attributes_type"):

@@ -84,24 +84,27 @@ async def start(session: AsyncSession, task_id: str, now: float) -> Task | None:
 
 async def complete(
     session: AsyncSession, task_id: str, image_keys: Sequence[str], now: float
-) -> bool:
-    """processing -> completed; False when the task was not processing (e.g. a duplicate run)."""
-    result = await session.execute(
+) -> Task | None:
+    """processing -> completed; None when the task was not processing (e.g. a duplicate run)."""
+    task: Task | None = await session.scalar(
         update(Task)
         .where(Task.id == task_id, Task.status == "processing")
         .values(status="completed", completed_at=now, output_urls=list(image_keys))
+        .returning(Task)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return task
 
 
-async def fail(session: AsyncSession, task_id: str, code: str, message: str, now: float) -> bool:
-    """pending|processing -> failed with the refund, once; False when already final."""
-    result = await session.execute(
+async def fail(
+    session: AsyncSession, task_id: str, code: str, message: str, now: float
+) -> Task | None:
+    """pending|processing -> failed with the refund, once; None when already final."""
+    task: Task | None = await session.scalar(
         update(Task)
         .where(Task.id == task_id, Task.status.in_(("pending", "processing")))
         .values(status="failed", completed_at=now, error_code=code, error_message=message)
+        .returning(Task)
     )
-    if not result.rowcount:  # type: ignore[attr-defined]
-        return False
-    await billing.refund(session, task_id, now)
-    return True
+    if task is not None:
+        await billing.refund(session, task_id, now)
+    return task

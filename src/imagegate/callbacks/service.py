@@ -1,0 +1,103 @@
+"""Callback bookkeeping: schedule on a task's end, record each attempt, plan the next one.
+
+Services take a session and never commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from imagegate.billing.service import AccountNotFound, get_account
+from imagegate.callbacks.signing import new_secret
+from imagegate.db.models import Account, Callback, CallbackAttempt
+from imagegate.jobs.queue import JobQueue
+
+DELIVER_CALLBACK = "deliver_callback"
+CALLBACKS_QUEUE = "callbacks"
+
+
+def schedule(
+    session: AsyncSession,
+    queue: JobQueue,
+    task_id: str,
+    url: str,
+    status: str,
+    delays: Sequence[float],
+    now: float,
+) -> None:
+    """Plan the first attempt to tell ``url`` that the task ended with ``status``."""
+    session.add(
+        Callback(
+            task_id=task_id,
+            url=url,
+            event=f"task.{status}",
+            status="pending",
+            next_attempt_at=now + delays[0],
+            created_at=now,
+        )
+    )
+    queue.defer(
+        session, DELIVER_CALLBACK, {"task_id": task_id, "number": 1},
+        queue=CALLBACKS_QUEUE, delay=delays[0],
+    )  # fmt: skip
+
+
+async def record_attempt(
+    session: AsyncSession,
+    queue: JobQueue,
+    attempt: CallbackAttempt,
+    delivered: bool,
+    delays: Sequence[float],
+) -> Callback:
+    """Store ``attempt`` and move the callback on: delivered, retried later, or failed for good.
+
+    The unique (task_id, number) index makes a duplicate run of one attempt fail here, so the
+    next attempt is never planned twice.
+    """
+    callback = await session.get(Callback, attempt.task_id, with_for_update=True)
+    assert callback is not None
+    retry = not delivered and attempt.number < len(delays)
+    attempt.next_attempt_at = attempt.attempted_at + delays[attempt.number] if retry else None
+    session.add(attempt)
+    await session.flush()
+    callback.status = "delivered" if delivered else ("pending" if retry else "failed")
+    callback.next_attempt_at = attempt.next_attempt_at
+    if retry:
+        queue.defer(
+            session, DELIVER_CALLBACK, {"task_id": attempt.task_id, "number": attempt.number + 1},
+            queue=CALLBACKS_QUEUE, delay=delays[attempt.number],
+        )  # fmt: skip
+    return callback
+
+
+async def attempts(session: AsyncSession, task_id: str) -> list[CallbackAttempt]:
+    rows = await session.scalars(
+        select(CallbackAttempt)
+        .where(CallbackAttempt.task_id == task_id)
+        .order_by(CallbackAttempt.number)
+    )
+    return list(rows)
+
+
+async def webhook_secret(session: AsyncSession, account_id: str) -> str:
+    """The account's signing secret, made on first use (once, even when first uses race)."""
+    await session.execute(
+        update(Account)
+        .where(Account.id == account_id, Account.webhook_secret.is_(None))
+        .values(webhook_secret=new_secret())
+    )
+    secret = await session.scalar(select(Account.webhook_secret).where(Account.id == account_id))
+    if secret is None:
+        raise AccountNotFound(account_id)
+    return secret
+
+
+async def rotate_webhook_secret(session: AsyncSession, account_id: str) -> str:
+    """A new signing secret for the account; later attempts are signed with it."""
+    account = await get_account(session, account_id)
+    account.webhook_secret = new_secret()
+    await session.flush()
+    return account.webhook_secret

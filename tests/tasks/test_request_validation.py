@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from harness import Account, Server
 
@@ -42,6 +43,11 @@ INVALID_BODIES: list[tuple[Any, str]] = [
     ({**_body(), "callback_url": "/relative"}, NOT_URL),
     ({**_body(), "callback_url": 7}, "'callback_url' must be a string."),
     ({**_body(), "callback_url": LONG_URL}, "'callback_url' must be at most 2,048 characters."),
+    ({**_body(), "callback_url": "http://a.com/\x00"}, NOT_URL),
+    ({**_body(), "callback_url": "http://a.com/a b"}, NOT_URL),
+    ({**_body(), "callback_url": "http://a.com:99999/"}, NOT_URL),
+    ({**_body(), "callback_url": "http://a.com:port/"}, NOT_URL),
+    (_body(prompt="a\x00b"), "'input.prompt' must not contain NUL characters."),
     ([], "Request body must be a JSON object."),
     ("text", "Request body must be a JSON object."),
 ]  # fmt: skip
@@ -147,6 +153,8 @@ async def test_unknown_model_is_404_model_not_found(
         ("GET", "/v1/images/generations"),
         ("DELETE", "/v1/credits"),
         ("PUT", "/v1/tasks/abc"),
+        ("GET", "/v1/credits/"),
+        ("POST", "/v1/images/generations/"),
     ],
 )
 async def test_unknown_paths_and_methods_get_the_envelope(
@@ -164,3 +172,26 @@ async def test_no_422_escapes_for_bad_path_or_header_values(
         response = await server.http.get(path, headers=account.headers)
         assert response.status_code == 404
         assert response.json()["error"]["code"] == "task_not_found"
+
+
+async def test_a_broken_database_is_a_500_without_internals(
+    server: Server, account: Account
+) -> None:
+    async with server.services.db.transaction() as session:
+        await session.execute(text("DROP TABLE callback_attempts"))
+        await session.execute(text("DROP TABLE callbacks"))
+        await session.execute(text("DROP TABLE tasks"))
+    response = await server.http.get(
+        "/v1/tasks/397ce9f2-c04e-4244-ac33-3af19a7cc297", headers=account.headers
+    )
+    error = assert_error(response, 500, "internal_error", "api_error")
+    assert error["message"] == "Unexpected server error."
+    assert "tasks" not in response.text
+    assert "Traceback" not in response.text
+
+
+async def test_head_requests_are_answered_like_get(server: Server, account: Account) -> None:
+    response = await server.http.head("/v1/credits", headers=account.headers)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.content == b""

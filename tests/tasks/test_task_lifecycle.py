@@ -143,7 +143,15 @@ async def test_images_are_served_only_by_their_unguessable_names(server: Server)
     url = task["output"]["urls"][0]
     name = url.rsplit("/", 1)[1]
     assert len(name.split(".")[0]) >= 32
-    for bad in [url.replace(name, "x" * 32 + ".jpg"), f"{server.base_url}/images/../secret.key"]:
-        response = await server.http.get(bad)
-        assert response.status_code == 400
-        assert response.json()["error"]["code"] == "invalid_request"
+    assert (await server.http.head(url)).headers["content-type"] == "image/jpeg"
+    day = url.split("/images/")[1].rsplit("/", 1)[0]
+    for path in [
+        f"/images/{day}/{'x' * 32}.jpg",  # well formed, never issued
+        "/images/..%2fsecret.key",
+        f"/images/{day}/..%2F..%2F..%2F..%2Fsecret.key",
+        f"/images/{day}/%2e%2e%2f%2e%2e%2f%2e%2e%2f%2e%2e%2fsecret.key",
+        f"/images/{day}/{name}%00.png",
+    ]:
+        response = await server.http.get(path)
+        assert response.status_code == 400, path
+        assert response.json()["error"]["message"].startswith("Image '"), path

@@ -12,7 +12,7 @@ from imagegate.keys.auth import Caller, ServicesDep
 router = APIRouter()
 
 
-@router.get("/v1/credits")
+@router.api_route("/v1/credits", methods=["GET", "HEAD"])
 async def get_credits(caller: Caller, services: ServicesDep) -> dict[str, Any]:
     """The calling account's balance in credits."""
     async with services.db.sessions() as session:

@@ -14,7 +14,7 @@ from imagegate.tasks.service import get_task
 router = APIRouter()
 
 
-@router.get("/v1/webhooks/secret")
+@router.api_route("/v1/webhooks/secret", methods=["GET", "HEAD"])
 async def get_webhook_secret(caller: Caller, services: ServicesDep) -> dict[str, Any]:
     """The secret that signs this account's callbacks (Standard Webhooks, ``whsec_...``)."""
     async with services.db.transaction() as session:
@@ -22,7 +22,7 @@ async def get_webhook_secret(caller: Caller, services: ServicesDep) -> dict[str,
     return {"code": 200, "msg": "success", "data": {"secret": secret}}
 
 
-@router.get("/v1/tasks/{taskId}/callbacks")
+@router.api_route("/v1/tasks/{taskId}/callbacks", methods=["GET", "HEAD"])
 async def get_task_callbacks(
     taskId: str,  # noqa: N803 - the reference's name
     caller: Caller,

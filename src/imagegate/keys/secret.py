@@ -17,10 +17,22 @@ def load_or_create_secret(data_dir: Path, configured: str = "") -> bytes:
         return configured.encode()
     path = data_dir / "secret.key"
     data_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_bytes().strip()
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secrets.token_urlsafe(48))
-    return path.read_bytes().strip()
+    if not path.exists():
+        # Written whole under a temporary name, then linked into place: a reader never sees a
+        # half-written secret, and when two processes race the first link wins for both.
+        partial = data_dir / f".secret.key.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(partial, path)
+        except FileExistsError:
+            pass
+        finally:
+            partial.unlink()
+    secret = path.read_bytes().strip()
+    if len(secret) < 32:
+        raise RuntimeError(f"{path} holds no usable secret; remove it to make a new one")
+    return secret

@@ -11,7 +11,7 @@ from imagegate.storage.local import LocalImageStore
 router = APIRouter()
 
 
-@router.get("/images/{key:path}", include_in_schema=False)
+@router.api_route("/images/{key:path}", methods=["GET", "HEAD"], include_in_schema=False)
 async def get_image(key: str, request: Request) -> FileResponse:
     store: LocalImageStore = request.app.state.services.store
     found = store.locate(key)

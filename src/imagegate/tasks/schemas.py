@@ -30,6 +30,8 @@ class GenerationInput(BaseModel):
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("blank")
+        if "\x00" in value:
+            raise ValueError("nul")
         return value
 
     def resolved(self) -> dict[str, str]:
@@ -55,9 +57,15 @@ class CreateTaskRequest(BaseModel):
             return None
         if len(value) > MAX_CALLBACK_URL_CHARS:
             raise ValueError("too_long")
+        if any(ord(char) < 0x21 or ord(char) == 0x7F for char in value):
+            raise ValueError("not_url")  # control characters and spaces have no place in a URL
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("not_url")
+        try:
+            parts.port  # noqa: B018 - raises on a port that is not a number in 0..65535
+        except ValueError:
+            raise ValueError("not_url") from None
         if parts.username is not None or parts.password is not None:
             raise ValueError("credentials")
         return value
@@ -128,6 +136,8 @@ def _message(error: Any) -> str:
         return f"'{field}' must be one of: {_CHOICES.get(name, '')}."
     if kind == "string_too_long":
         return f"'{field}' must be at most {MAX_PROMPT_CHARS:,} characters."
+    if kind == "value_error" and name == "prompt" and "nul" in str(error.get("msg")):
+        return f"'{field}' must not contain NUL characters."
     if kind in ("string_too_short",) or (kind == "value_error" and name == "prompt"):
         return f"'{field}' must not be empty."
     if kind == "value_error" and "too_long" in str(error.get("msg")):

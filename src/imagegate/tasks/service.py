@@ -17,6 +17,7 @@ from imagegate.db.models import Task
 from imagegate.errors import ModelNotFound, TaskNotFound
 from imagegate.jobs.queue import JobQueue
 from imagegate.keys.service import Principal
+from imagegate.keys.spend import check_spend
 from imagegate.tasks.schemas import CreateTaskRequest
 
 RUN_TASK = "run_task"
@@ -32,14 +33,16 @@ async def create_task(
 ) -> Task:
     """A pending task, its charge and its job, in the caller's transaction.
 
-    Raises ModelNotFound for an unknown or inactive model and InsufficientCredits when the balance
-    is below the price; either way nothing is written.
+    Raises ModelNotFound for an unknown or inactive model (or one outside the key's allowlist),
+    SpendLimitExceeded past a key's spend limit and InsufficientCredits when the balance is below
+    the price; in each case nothing is written.
     """
     model = find_model(request.model)
-    if model is None:
+    if model is None or (principal.models is not None and model.name not in principal.models):
         raise ModelNotFound(f"Model '{request.model}' does not exist or is inactive.")
     task_input = request.input.resolved()
     price = model.price(task_input["rendering_speed"])
+    await check_spend(session, principal.key_id, principal.spend, price, now)
     task_id = str(uuid.uuid4())
     await billing.charge(session, principal.account_id, principal.key_id, task_id, price, now)
     task = Task(
@@ -60,6 +63,10 @@ async def create_task(
 
 async def get_task(session: AsyncSession, account_id: str, task_id: str) -> Task:
     """The task if it belongs to ``account_id``; otherwise TaskNotFound, never a hint it exists."""
+    try:
+        uuid.UUID(task_id)
+    except ValueError:
+        raise TaskNotFound(f"Task '{task_id[:64]}' does not exist.") from None
     task = await session.scalar(
         select(Task).where(Task.id == task_id, Task.account_id == account_id)
     )

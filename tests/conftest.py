@@ -39,6 +39,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         simulator_delay=0.0,
         worker_poll_interval=0.05,
         job_stall_seconds=3.0,
+        rate_limit_per_minute=100_000,  # tests that poll hard are not about rate limits
     )
 
 

@@ -17,11 +17,12 @@ import psycopg
 import uvicorn
 from fastapi import FastAPI
 
-from imagegate.app import create_app
+from imagegate.app import SERVER_OPTIONS, create_app
 from imagegate.billing import service as billing
 from imagegate.clock import ManualClock
 from imagegate.config import Settings
 from imagegate.db.migrate import upgrade
+from imagegate.keys.policy import PolicyChange
 from imagegate.keys.service import create_key
 from imagegate.providers.base import Provider
 from imagegate.services import Services
@@ -111,12 +112,16 @@ class Server:
         services: Services = self.app.state.services
         return services
 
-    async def account(self, credits: int = 1000, name: str = "test") -> Account:
-        """A new account with ``credits`` and one key, made through the admin services."""
+    async def account(
+        self, credits: int = 1000, name: str = "test", policy: PolicyChange | None = None
+    ) -> Account:
+        """A new account with ``credits`` and one key (with ``policy``), as an operator makes it."""
         now = self.clock.now()
         async with self.services.db.transaction() as session:
             account = await billing.create_account(session, name, credits, now)
             key, plaintext = await create_key(session, self.services.hasher, account.id, "", now)
+            if policy is not None:
+                policy.apply(key)
         return Account(id=account.id, key=plaintext, key_id=key.id)
 
     async def create(self, account: Account, **input_fields: Any) -> httpx.Response:
@@ -157,7 +162,9 @@ async def running_server(
     """imagegate in this event loop, on a free loopback port, with its in-process worker."""
     clock = ManualClock()
     app = create_app(settings, clock=clock, providers=providers)
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning")
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level="warning", **SERVER_OPTIONS
+    )
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
     await wait_for(lambda: _started(server, serving), within=30)

@@ -17,11 +17,16 @@ from imagegate.clock import Clock
 from imagegate.config import Settings
 from imagegate.db.migrate import upgrade
 from imagegate.http_errors import install_error_handlers
+from imagegate.http_headers import RateLimitHeaders
 from imagegate.providers.base import Provider
 from imagegate.services import build_services, build_workers
 from imagegate.storage.router import router as images_router
 from imagegate.tasks.router import openapi_components
 from imagegate.tasks.router import router as tasks_router
+
+# uvicorn options every server of ours runs with. proxy_headers off: X-Forwarded-For is believed
+# only from IMAGEGATE_TRUSTED_PROXIES (keys/network.py), never from whoever sends it.
+SERVER_OPTIONS: dict[str, Any] = {"proxy_headers": False, "server_header": False}
 
 
 def create_app(
@@ -56,8 +61,10 @@ def create_app(
         lifespan=lifespan,
         docs_url="/docs",
         redoc_url=None,
+        redirect_slashes=False,  # a trailing slash gets the error envelope, not an empty 307
     )
     install_error_handlers(app)
+    app.add_middleware(RateLimitHeaders)
     app.include_router(tasks_router)
     app.include_router(billing_router)
     app.include_router(callbacks_router)

@@ -8,6 +8,8 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from imagegate.keys.network import parse_networks
+
 
 class Settings(BaseSettings):
     """Every knob of the service. Each field is ``IMAGEGATE_<NAME>`` in the environment."""
@@ -35,6 +37,8 @@ class Settings(BaseSettings):
     worker_poll_interval: float = Field(default=0.5, gt=0)
     job_stall_seconds: float = Field(default=30.0, gt=0)
     job_max_attempts: int = Field(default=5, ge=1)
+    # A job running longer than this (a provider that never answers) is a failed attempt.
+    job_timeout: float = Field(default=600.0, gt=0)
 
     # Callbacks: delay before each attempt, counted from the previous one (the first from the
     # task's end); "0,180,600" is the reference's policy: immediately, +3 min, +10 min.
@@ -42,6 +46,13 @@ class Settings(BaseSettings):
     callback_timeout: float = Field(default=10.0, gt=0)
     callback_allow_private: bool = False
     callback_concurrency: int = Field(default=256, ge=1)
+
+    # Access policy: requests per minute per key unless the key sets its own; where the counters
+    # live (async+memory:// in one process, async+redis://host:6379 shared by several).
+    rate_limit_per_minute: int = Field(default=600, ge=1)
+    rate_limit_storage: str = "async+memory://"
+    # Proxies whose X-Forwarded-For is believed (comma-separated IPs or CIDRs).
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
 
     max_body_bytes: int = Field(default=65536, ge=1024)
     # Credits given to the demo account created on the very first start of `imagegate serve`.
@@ -57,6 +68,14 @@ class Settings(BaseSettings):
             raise ValueError("give one or more non-negative delays in seconds, e.g. 0,180,600")
         return value
 
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = tuple(part.strip() for part in value.split(",") if part.strip())
+        parse_networks(value)
+        return value
+
     @field_validator("public_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
@@ -70,7 +89,12 @@ class Settings(BaseSettings):
 
     @property
     def resolved_public_url(self) -> str:
-        return self.public_url or f"http://{self.host}:{self.port}"
+        """Where clients fetch images. Set IMAGEGATE_PUBLIC_URL when serving other machines: a
+        wildcard bind address is no address to give out, so this falls back to loopback."""
+        if self.public_url:
+            return self.public_url
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
 
     def simulator_delay_for(self, speed: str) -> float:
         if self.simulator_delay is not None:

@@ -14,6 +14,8 @@ from imagegate.config import Settings
 from imagegate.db.database import Database
 from imagegate.jobs.queue import JobQueue
 from imagegate.jobs.worker import Worker, WorkerConfig
+from imagegate.keys.network import Network, parse_networks
+from imagegate.keys.ratelimit import RateLimiter
 from imagegate.keys.secret import load_or_create_secret
 from imagegate.keys.service import KeyHasher
 from imagegate.providers.base import Provider
@@ -34,6 +36,8 @@ class Services:
     store: LocalImageStore
     providers: ProviderRegistry
     http: httpx.AsyncClient
+    rate_limiter: RateLimiter
+    trusted_proxies: list[Network]
     workers: list[Worker] = field(default_factory=list)
 
     @property
@@ -72,6 +76,8 @@ def build_services(
             timeout=settings.callback_timeout,
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
         ),
+        rate_limiter=RateLimiter(settings.rate_limit_storage),
+        trusted_proxies=parse_networks(settings.trusted_proxies),
     )
 
 
@@ -99,5 +105,6 @@ def _worker_config(settings: Settings, queue: str, concurrency: int) -> WorkerCo
         poll_interval=settings.worker_poll_interval,
         stall_seconds=settings.job_stall_seconds,
         max_attempts=settings.job_max_attempts,
+        timeout=settings.job_timeout,
         queues=(queue,),
     )

@@ -97,3 +97,56 @@ async def test_human_output_and_errors(server: Server) -> None:
     _, err = await imagegate(settings, "admin", "key", "disable", "nope", "--json", expect=1)
     assert json.loads(err) == {"error": "not found: nope"}
     await imagegate(settings, "admin", "account", "top-up", account_id, "--", "-5", expect=1)
+
+
+async def test_key_policy_flags_create_update_and_show(server: Server) -> None:
+    settings = server.services.settings
+    account = await admin_json(settings, "account", "create", "--name", "p", "--credits", "500")
+    key = await admin_json(
+        settings, "key", "create", "--account", account["id"],
+        "--allow-ip", "127.0.0.1", "--allow-ip", "2001:db8::/32", "--rate-limit", "100",
+        "--hourly-limit", "56", "--daily-limit", "500", "--total-limit", "1000",
+        "--expires", "2099-01-01T00:00:00Z", "--model", "ideogram-v4",
+    )  # fmt: skip
+    assert {k: key[k] for k in ("allowed_ips", "rate_limit", "hourly_limit", "models")} == {
+        "allowed_ips": ["127.0.0.1/32", "2001:db8::/32"],
+        "rate_limit": 100,
+        "hourly_limit": 56,
+        "models": ["ideogram-v4"],
+    }
+    assert (key["daily_limit"], key["total_limit"]) == (500, 1000)
+    assert key["expires_at"] == "2099-01-01T00:00:00Z"
+    customer = Account(id=account["id"], key=key["key"], key_id=key["id"])
+    for _ in range(2):
+        assert (await server.create(customer)).status_code == 200
+    assert (await server.create(customer)).status_code == 429  # hourly limit of 56
+
+    shown = await admin_json(settings, "key", "show", key["id"])
+    assert shown["usage"] == {
+        "spent_last_hour": 56, "spent_last_day": 56, "spent_total": 56, "rate_limit_effective": 100
+    }  # fmt: skip
+    updated = await admin_json(
+        settings, "key", "update", key["id"], "--hourly-limit", "none", "--allow-ip", "10.0.0.0/8"
+    )
+    assert (updated["hourly_limit"], updated["allowed_ips"]) == (None, ["10.0.0.0/8"])
+    assert updated["daily_limit"] == 500  # flags not given stay as they were
+    assert (await server.create(customer)).status_code == 403
+    await admin_json(settings, "key", "update", key["id"], "--allow-ip", "any")
+    assert (await server.create(customer)).status_code == 200
+
+
+async def test_bad_policy_values_are_refused_with_a_clear_error(server: Server) -> None:
+    settings = server.services.settings
+    account = await admin_json(settings, "account", "create", "--name", "p")
+    for flags, message in [
+        (["--allow-ip", "10.0.0.300"], "not an IP address or CIDR: '10.0.0.300'"),
+        (["--hourly-limit", "-3"], "hourly-limit must be a positive whole number or 'none'"),
+        (["--expires", "next tuesday"], "not an ISO 8601 time: 'next tuesday'"),
+        (["--model", "dall-e-3"], "unknown model(s): dall-e-3 (known: ideogram-v4)"),
+    ]:
+        _, err = await imagegate(
+            settings, "admin", "key", "create", "--account", account["id"], *flags, expect=1
+        )
+        assert err.strip() == f"error: {message}"
+    listed = await admin_json(settings, "key", "list", "--account", account["id"])
+    assert listed["keys"] == []  # nothing half-made

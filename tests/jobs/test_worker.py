@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from sqlalchemy import select, update
@@ -88,3 +89,29 @@ async def test_a_stalled_job_is_recovered_and_a_duplicate_run_is_harmless(server
     await runner.run({"task_id": task_id})  # at-least-once delivery: a second run changes nothing
     assert await server.task(account, task_id) == task
     assert await server.ledger(account) == (72, 72)
+
+
+class HangingProvider:
+    name = "hanging"
+
+    async def generate(self, request: GenerationRequest) -> list[GeneratedImage]:
+        await asyncio.Event().wait()  # an upstream that never answers
+        raise AssertionError("unreachable")
+
+
+async def test_a_provider_that_never_answers_fails_the_task_after_the_job_timeout(
+    settings: Settings,
+) -> None:
+    limited = settings.model_copy(update={"job_timeout": 0.3, "job_max_attempts": 2})
+    async with running_server(limited, {"ideogram-v4": HangingProvider()}) as server:
+        account = await server.account(credits=28)
+        task_id = (await server.create(account)).json()["data"]["taskId"]
+
+        async def failed() -> dict[str, Any] | None:
+            server.clock.advance(5)  # past the retry backoff
+            task = await server.task(account, task_id)
+            return task if task["status"] == "failed" else None
+
+        task = await wait_for(failed)
+    assert task["error"]["code"] == "internal_error"
+    assert await server.ledger(account) == (28, 28)

@@ -6,9 +6,6 @@ Changes take effect on a running server at once: it reads keys and balances on e
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import typer
@@ -16,53 +13,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagegate.billing import service as billing
 from imagegate.callbacks import service as callbacks
-from imagegate.config import Settings
-from imagegate.db.migrate import upgrade
-from imagegate.db.models import ApiKey, LedgerEntry
+from imagegate.cli.common import JsonFlag, run_action
+from imagegate.cli.keys import app as key_app
+from imagegate.db.models import LedgerEntry
 from imagegate.keys import service as keys
-from imagegate.services import Services, build_services
+from imagegate.keys.policy import key_json
+from imagegate.services import Services
 
 app = typer.Typer(help="Accounts, credits and API keys.", no_args_is_help=True)
 account_app = typer.Typer(help="Accounts and credits.", no_args_is_help=True)
-key_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(account_app, name="account")
 app.add_typer(key_app, name="key")
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
-Action = Callable[[AsyncSession, Services], Awaitable[tuple[str, dict[str, Any]]]]
-
-
-def _run(action: Action, as_json: bool) -> None:
-    """Run ``action`` in one transaction and print its human line or its JSON object."""
-    settings = Settings()
-    upgrade(settings.resolved_database_url)
-
-    async def go() -> tuple[str, dict[str, Any]]:
-        services = build_services(settings)
-        try:
-            async with services.db.transaction() as session:
-                return await action(session, services)
-        finally:
-            await services.close()
-
-    try:
-        line, obj = asyncio.run(go())
-    except (LookupError, ValueError) as exc:
-        message = f"not found: {exc.args[0]}" if isinstance(exc, LookupError) else str(exc)
-        typer.echo(json.dumps({"error": message}) if as_json else f"error: {message}", err=True)
-        raise typer.Exit(1) from None
-    typer.echo(json.dumps(obj) if as_json else line)
-
-
-def _key_json(key: ApiKey) -> dict[str, Any]:
-    return {
-        "id": key.id,
-        "account_id": key.account_id,
-        "name": key.name,
-        "prefix": key.prefix,
-        "status": key.status,
-        "created_at": int(key.created_at),
-    }
 
 
 def _entry_json(entry: LedgerEntry) -> dict[str, Any]:
@@ -88,7 +49,7 @@ def account_create(
         obj = {"id": account.id, "name": name, "credits": credits}
         return f"created account {account.id} ({name}) with {credits} credits", obj
 
-    _run(action, as_json)
+    run_action(action, as_json)
 
 
 @account_app.command("top-up")
@@ -106,7 +67,7 @@ def account_top_up(
         obj = {"id": account_id, "added": credits, "credits": new}
         return f"account {account_id}: +{credits} credits, balance {new}", obj
 
-    _run(action, as_json)
+    run_action(action, as_json)
 
 
 @account_app.command("ban")
@@ -117,7 +78,7 @@ def account_ban(account_id: str, as_json: JsonFlag = False) -> None:
         await billing.set_banned(session, account_id, True)
         return f"account {account_id} banned", {"id": account_id, "banned": True}
 
-    _run(action, as_json)
+    run_action(action, as_json)
 
 
 @account_app.command("unban")
@@ -128,7 +89,7 @@ def account_unban(account_id: str, as_json: JsonFlag = False) -> None:
         await billing.set_banned(session, account_id, False)
         return f"account {account_id} unbanned", {"id": account_id, "banned": False}
 
-    _run(action, as_json)
+    run_action(action, as_json)
 
 
 @account_app.command("show")
@@ -147,12 +108,12 @@ def account_show(account_id: str, as_json: JsonFlag = False) -> None:
             "banned": account.banned,
             "created_at": int(account.created_at),
             "webhook_secret": secret,
-            "keys": [_key_json(k) for k in key_rows],
+            "keys": [key_json(k) for k in key_rows],
             "ledger": [_entry_json(e) for e in entries],
         }
         return _account_text(obj), obj
 
-    _run(action, as_json)
+    run_action(action, as_json)
 
 
 def _account_text(obj: dict[str, Any]) -> str:
@@ -177,62 +138,4 @@ def account_rotate_webhook_secret(account_id: str, as_json: JsonFlag = False) ->
         obj = {"id": account_id, "webhook_secret": secret}
         return f"account {account_id}: new webhook secret {secret}", obj
 
-    _run(action, as_json)
-
-
-@key_app.command("create")
-def key_create(
-    account: Annotated[str, typer.Option("--account", help="Account id.")],
-    name: Annotated[str, typer.Option(help="A label for the key.")] = "",
-    as_json: JsonFlag = False,
-) -> None:
-    """Issue a key. It is printed once and stored only as a hash."""
-
-    async def action(session: AsyncSession, s: Services) -> tuple[str, dict[str, Any]]:
-        key, plaintext = await keys.create_key(session, s.hasher, account, name, s.clock.now())
-        obj = {**_key_json(key), "key": plaintext}
-        return f"created key {key.id} for account {account}: {plaintext}", obj
-
-    _run(action, as_json)
-
-
-def _set_status(key_id: str, status: str, as_json: bool) -> None:
-    async def action(session: AsyncSession, s: Services) -> tuple[str, dict[str, Any]]:
-        key = await keys.set_key_status(session, key_id, status)
-        return f"key {key_id} {status}", {"id": key.id, "status": key.status}
-
-    _run(action, as_json)
-
-
-@key_app.command("disable")
-def key_disable(key_id: str, as_json: JsonFlag = False) -> None:
-    """Refuse a key until it is enabled again."""
-    _set_status(key_id, "disabled", as_json)
-
-
-@key_app.command("enable")
-def key_enable(key_id: str, as_json: JsonFlag = False) -> None:
-    """Accept a disabled key again."""
-    _set_status(key_id, "active", as_json)
-
-
-@key_app.command("delete")
-def key_delete(key_id: str, as_json: JsonFlag = False) -> None:
-    """Refuse a key for good."""
-    _set_status(key_id, "deleted", as_json)
-
-
-@key_app.command("list")
-def key_list(
-    account: Annotated[str, typer.Option("--account", help="Account id.")],
-    as_json: JsonFlag = False,
-) -> None:
-    """The keys of an account (never the keys themselves: only their prefixes)."""
-
-    async def action(session: AsyncSession, s: Services) -> tuple[str, dict[str, Any]]:
-        await billing.get_account(session, account)
-        rows = [_key_json(k) for k in await keys.list_keys(session, account)]
-        lines = [f"{k['id']} {k['prefix']}... {k['status']} {k['name']}" for k in rows]
-        return "\n".join(lines) or "no keys", {"account_id": account, "keys": rows}
-
-    _run(action, as_json)
+    run_action(action, as_json)

@@ -29,7 +29,7 @@ def serve(
     """Run the API and an in-process worker (embedded mode: SQLite in the data dir)."""
     import uvicorn
 
-    from imagegate.app import create_app
+    from imagegate.app import SERVER_OPTIONS, create_app
     from imagegate.bootstrap import create_demo_account, demo_banner
     from imagegate.services import build_services
 
@@ -48,7 +48,13 @@ def serve(
     if demo is not None:
         banner = demo_banner(settings.resolved_public_url, *demo, settings.demo_credits)
         typer.echo(banner)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        **SERVER_OPTIONS,
+    )
 
 
 @db_app.command("upgrade")

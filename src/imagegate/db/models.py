@@ -54,6 +54,14 @@ class ApiKey(Base):
     status: Mapped[str] = mapped_column(String(16), default="active")  # active|disabled|deleted
     created_at: Mapped[float] = mapped_column(Float)
     last_used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Access policy; None (or an empty list) means no restriction of that kind.
+    allowed_ips: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)  # IPs and CIDRs
+    rate_limit: Mapped[int | None] = mapped_column(Integer, nullable=True)  # requests/minute
+    hourly_limit: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # credits
+    daily_limit: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    total_limit: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    models: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
 
 
 class LedgerEntry(Base):
@@ -75,7 +83,10 @@ class LedgerEntry(Base):
 
 class Task(Base):
     __tablename__ = "tasks"
-    __table_args__ = (Index("ix_tasks_account_created", "account_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_tasks_account_created", "account_id", "created_at"),
+        Index("ix_tasks_key_created", "key_id", "created_at"),  # spend windows
+    )
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
     key_id: Mapped[str] = mapped_column(String(36))

@@ -42,6 +42,7 @@ class WorkerConfig:
     poll_interval: float = 0.5
     stall_seconds: float = 30.0
     max_attempts: int = 5
+    timeout: float = 600.0
     queues: tuple[str, ...] | None = None  # None: every queue
 
 
@@ -132,7 +133,8 @@ class Worker:
                 raise LookupError(f"no handler for job kind {kind!r}")
             if attempt > self.config.max_attempts:
                 raise RuntimeError("too many attempts (the job kept crashing its worker)")
-            await job_kind.handler(args)
+            async with asyncio.timeout(self.config.timeout):
+                await job_kind.handler(args)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

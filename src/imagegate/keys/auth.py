@@ -6,6 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+from imagegate.errors import IpNotAllowed
+from imagegate.keys.network import allowed, client_address, parse_networks
 from imagegate.keys.service import Principal, authenticate
 from imagegate.services import Services
 
@@ -19,11 +21,22 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 
 
 async def get_principal(
+    request: Request,
     services: ServicesDep,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Principal:
+    """Authenticate, then apply the key's IP allowlist and rate limit, in that order."""
+    now = services.clock.now()
     async with services.db.sessions() as session:
-        return await authenticate(session, services.hasher, authorization)
+        principal = await authenticate(session, services.hasher, authorization, now)
+    peer = request.client.host if request.client else None
+    address = client_address(peer, request.headers.get("x-forwarded-for"), services.trusted_proxies)
+    if not allowed(address, parse_networks(principal.allowed_ips)):
+        raise IpNotAllowed(f"Request IP {address} is not in this key's allowlist.")
+    per_minute = principal.rate_limit or services.settings.rate_limit_per_minute
+    state = await services.rate_limiter.hit(principal.key_id, per_minute, now)
+    request.state.rate_limit_headers = state.headers()
+    return principal
 
 
 Caller = Annotated[Principal, Depends(get_principal)]

@@ -6,13 +6,14 @@ import hashlib
 import hmac
 import secrets
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagegate.db.models import Account, ApiKey
 from imagegate.errors import InvalidApiKey
+from imagegate.keys.spend import SpendLimits
 
 KEY_PREFIX = "sk-"
 KEY_STATUSES = ("active", "disabled", "deleted")
@@ -24,10 +25,25 @@ class KeyNotFound(LookupError):
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the key and the account that pays."""
+    """Who is calling: the key, the account that pays, and the key's access policy."""
 
     key_id: str
     account_id: str
+    allowed_ips: tuple[str, ...] = ()
+    rate_limit: int | None = None  # requests per minute; None: the operator's default
+    spend: SpendLimits = field(default_factory=SpendLimits)
+    models: tuple[str, ...] | None = None  # None: every model
+
+
+def principal_of(key: ApiKey) -> Principal:
+    return Principal(
+        key_id=key.id,
+        account_id=key.account_id,
+        allowed_ips=tuple(key.allowed_ips or ()),
+        rate_limit=key.rate_limit,
+        spend=SpendLimits(key.hourly_limit, key.daily_limit, key.total_limit),
+        models=tuple(key.models) if key.models else None,
+    )
 
 
 class KeyHasher:
@@ -96,23 +112,28 @@ def bearer_token(authorization: str | None) -> str:
 
 
 async def authenticate(
-    session: AsyncSession, hasher: KeyHasher, authorization: str | None
+    session: AsyncSession, hasher: KeyHasher, authorization: str | None, now: float
 ) -> Principal:
-    """The caller behind an Authorization header; unknown, disabled, deleted keys and banned
-    accounts are refused alike with InvalidApiKey, checked against the database on every call."""
+    """The caller behind an Authorization header; unknown, disabled, deleted and expired keys and
+    banned accounts are refused with InvalidApiKey, checked against the database on every call."""
     token = bearer_token(authorization)
     digest = hasher.hash(token)
     row = (
         await session.execute(
-            select(ApiKey.id, ApiKey.key_hash, ApiKey.status, ApiKey.account_id, Account.banned)
+            select(ApiKey, Account.banned)
             .join(Account, Account.id == ApiKey.account_id)
             .where(ApiKey.key_hash == digest)
         )
     ).first()
-    if row is None or not hmac.compare_digest(row.key_hash, digest) or row.status == "deleted":
+    if row is None or not hmac.compare_digest(row[0].key_hash, digest):
         raise InvalidApiKey("Invalid API key.")
-    if row.status != "active":
+    key, banned = row
+    if key.status == "deleted":
+        raise InvalidApiKey("Invalid API key.")
+    if key.status != "active":
         raise InvalidApiKey("This API key is disabled.")
-    if row.banned:
+    if banned:
         raise InvalidApiKey("This account has been banned.")
-    return Principal(key_id=row.id, account_id=row.account_id)
+    if key.expires_at is not None and key.expires_at <= now:
+        raise InvalidApiKey("This API key has expired.")
+    return principal_of(key)

@@ -49,7 +49,12 @@ async def create_generation(request: Request, caller: Caller, services: Services
     return JSONResponse({"code": 200, "msg": "success", "data": {"taskId": task.id}})
 
 
-@router.get("/v1/tasks/{taskId}", response_model=TaskObject, response_model_exclude_none=True)
+@router.api_route(
+    "/v1/tasks/{taskId}",
+    methods=["GET", "HEAD"],
+    response_model=TaskObject,
+    response_model_exclude_none=True,
+)
 async def get_task(taskId: str, caller: Caller, services: ServicesDep) -> Any:  # noqa: N803
     """A task of the calling account: pending, processing, completed (with URLs) or failed."""
     async with services.db.sessions() as session:

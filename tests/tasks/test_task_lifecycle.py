@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 from PIL import Image
 
 from harness import Server
+from ocr import ocr
 
 DAILY_BREW = {
     "model": "ideogram-v4",
@@ -29,11 +31,16 @@ SUMMER_NIGHTS = {
 }
 
 
-async def test_reference_examples_complete_with_images_and_exact_charges(server: Server) -> None:
+async def test_reference_examples_complete_with_images_and_exact_charges(
+    server: Server, tmp_path: Path
+) -> None:
     account = await server.account(credits=1000)
-    expected = [(DAILY_BREW, "PNG", (1024, 1024), 28), (SUMMER_NIGHTS, "JPEG", (1280, 720), 16)]
+    expected = [
+        (DAILY_BREW, "PNG", (1024, 1024), 28, "daily brew"),
+        (SUMMER_NIGHTS, "JPEG", (1280, 720), 16, "summer nights"),
+    ]
     balance = 1000
-    for body, image_format, size, price in expected:
+    for body, image_format, size, price, text in expected:
         created = await server.http.post(
             "/v1/images/generations", json=body, headers=account.headers
         )
@@ -54,6 +61,7 @@ async def test_reference_examples_complete_with_images_and_exact_charges(server:
         assert image.headers["content-type"] == f"image/{image_format.lower()}"
         decoded = Image.open(io.BytesIO(image.content))
         assert (decoded.format, decoded.size) == (image_format, size)
+        assert text in ocr(image.content, tmp_path)  # the quoted text, legible
 
 
 async def test_completed_task_object_matches_the_reference(server: Server) -> None:

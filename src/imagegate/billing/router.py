@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from imagegate.billing import service
+from imagegate.envelope import success
 from imagegate.keys.auth import Caller, ServicesDep
 
 router = APIRouter()
@@ -17,4 +18,4 @@ async def get_credits(caller: Caller, services: ServicesDep) -> dict[str, Any]:
     """The calling account's balance in credits."""
     async with services.db.sessions() as session:
         credits = await service.balance(session, caller.account_id)
-    return {"code": 200, "msg": "success", "data": {"credits": credits}}
+    return success({"credits": credits})

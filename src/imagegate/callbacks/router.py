@@ -8,6 +8,7 @@ from fastapi import APIRouter
 
 from imagegate.callbacks import service
 from imagegate.db.models import Callback
+from imagegate.envelope import success
 from imagegate.keys.auth import Caller, ServicesDep
 from imagegate.tasks.service import get_task
 
@@ -19,7 +20,7 @@ async def get_webhook_secret(caller: Caller, services: ServicesDep) -> dict[str,
     """The secret that signs this account's callbacks (Standard Webhooks, ``whsec_...``)."""
     async with services.db.transaction() as session:
         secret = await service.webhook_secret(session, caller.account_id)
-    return {"code": 200, "msg": "success", "data": {"secret": secret}}
+    return success({"secret": secret})
 
 
 @router.api_route("/v1/tasks/{taskId}/callbacks", methods=["GET", "HEAD"])
@@ -51,7 +52,7 @@ async def get_task_callbacks(
             for a in attempts
         ],
     }
-    return {"code": 200, "msg": "success", "data": data}
+    return success(data)
 
 
 def _seconds(value: float | None) -> int | None:

@@ -70,26 +70,25 @@ def account_top_up(
     run_action(action, as_json)
 
 
+def _set_banned(account_id: str, banned: bool, as_json: bool) -> None:
+    async def action(session: AsyncSession, s: Services) -> tuple[str, dict[str, Any]]:
+        await billing.set_banned(session, account_id, banned)
+        line = f"account {account_id} {'banned' if banned else 'unbanned'}"
+        return line, {"id": account_id, "banned": banned}
+
+    run_action(action, as_json)
+
+
 @account_app.command("ban")
 def account_ban(account_id: str, as_json: JsonFlag = False) -> None:
     """Ban an account: all its keys are refused from the next request on."""
-
-    async def action(session: AsyncSession, s: Services) -> tuple[str, dict[str, Any]]:
-        await billing.set_banned(session, account_id, True)
-        return f"account {account_id} banned", {"id": account_id, "banned": True}
-
-    run_action(action, as_json)
+    _set_banned(account_id, True, as_json)
 
 
 @account_app.command("unban")
 def account_unban(account_id: str, as_json: JsonFlag = False) -> None:
     """Lift a ban."""
-
-    async def action(session: AsyncSession, s: Services) -> tuple[str, dict[str, Any]]:
-        await billing.set_banned(session, account_id, False)
-        return f"account {account_id} unbanned", {"id": account_id, "banned": False}
-
-    run_action(action, as_json)
+    _set_banned(account_id, False, as_json)
 
 
 @account_app.command("show")

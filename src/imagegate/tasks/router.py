@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from imagegate.callbacks.ssrf import Unresolvable, UnsafeDestination, resolve
+from imagegate.envelope import success
 from imagegate.errors import InvalidRequest
 from imagegate.keys.auth import Caller, ServicesDep
 from imagegate.tasks import service
@@ -46,7 +47,7 @@ async def create_generation(request: Request, caller: Caller, services: Services
         task = await service.create_task(
             session, services.queue, caller, body, services.clock.now()
         )
-    return JSONResponse({"code": 200, "msg": "success", "data": {"taskId": task.id}})
+    return JSONResponse(success({"taskId": task.id}))
 
 
 @router.api_route(

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from imagegate.callbacks.ssrf import UnsafeDestination, resolve
+from imagegate.callbacks.ssrf import UnsafeDestination, Unresolvable, resolve
 
 MAX_RESPONSE_BYTES = 4096
 
@@ -46,6 +46,8 @@ async def post_callback(
                 await _read_some(response)
             finally:
                 await response.aclose()
+    except Unresolvable as exc:
+        return DeliveryResult(None, str(exc))
     except UnsafeDestination as exc:
         return DeliveryResult(None, f"refused: {exc}")
     except TimeoutError:

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from imagegate.callbacks.ssrf import UnsafeDestination, Unresolvable, resolve
+from imagegate.callbacks.ssrf import Unresolvable, UnsafeDestination, resolve
 
 MAX_RESPONSE_BYTES = 4096
 

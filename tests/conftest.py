@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import BACKEND, PostgresDatabases, Server, free_port, running_server
+from harness import BACKEND, REDIS_URL, PostgresDatabases, Server, free_port, running_server
 from imagegate.config import Settings
 
 
@@ -40,6 +40,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         worker_poll_interval=0.05,
         job_stall_seconds=3.0,
         rate_limit_per_minute=100_000,  # tests that poll hard are not about rate limits
+        redis_url=REDIS_URL,
     )
 
 

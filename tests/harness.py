@@ -34,6 +34,12 @@ BACKEND = os.environ.get("IMAGEGATE_TEST_BACKEND", "sqlite")
 PG_ADMIN_URL = os.environ.get(
     "IMAGEGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
+# The postgres pass is the scale-out configuration: rate limits are kept in Redis too.
+REDIS_URL = (
+    os.environ.get("IMAGEGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    if BACKEND == "postgres"
+    else ""
+)
 
 
 def free_port() -> int:

@@ -22,6 +22,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     at: float  # time.monotonic() on arrival
+    answered: int = 0  # the status the receiver answered with (HANG: none)
 
 
 @dataclass
@@ -46,8 +47,9 @@ class Receiver:
             if not message.get("more_body"):
                 break
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
-        self.received.append(Received(scope["path"], headers, body, time.monotonic()))
-        status = self.script(len(self.received))
+        received = Received(scope["path"], headers, body, time.monotonic())
+        self.received.append(received)
+        status = received.answered = self.script(len(self.received))
         if status == HANG:
             await self._release.wait()
             return

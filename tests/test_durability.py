@@ -2,78 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 import signal
-import sys
-from collections import Counter
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-from sqlalchemy import select
 
-from harness import Account, wait_for
+from harness import wait_for
 from imagegate.billing import service as billing
 from imagegate.config import Settings
-from imagegate.db.migrate import upgrade
-from imagegate.db.models import LedgerEntry
-from imagegate.keys.service import create_key
 from imagegate.services import build_services
+from processes import ledger_by_task, provision, responds, serve_process
 from receiver import HANG, running_receiver
-
-
-async def provision(settings: Settings, credits: int) -> Account:
-    upgrade(settings.resolved_database_url)
-    services = build_services(settings)
-    try:
-        async with services.db.transaction() as session:
-            account = await billing.create_account(session, "durable", credits, 0.0)
-            key, plaintext = await create_key(session, services.hasher, account.id, "", 0.0)
-        return Account(id=account.id, key=plaintext, key_id=key.id)
-    finally:
-        await services.db.dispose()
-
-
-@asynccontextmanager
-async def serve_process(
-    settings: Settings, **extra: str
-) -> AsyncIterator[asyncio.subprocess.Process]:
-    env = {
-        **os.environ,
-        "IMAGEGATE_DATA_DIR": str(settings.data_dir),
-        "IMAGEGATE_DATABASE_URL": settings.resolved_database_url,
-        "IMAGEGATE_SIMULATOR_DELAY": "1.5",
-        "IMAGEGATE_WORKER_CONCURRENCY": "4",
-        "IMAGEGATE_WORKER_POLL_INTERVAL": "0.1",
-        "IMAGEGATE_JOB_STALL_SECONDS": "2",
-        **{f"IMAGEGATE_{name.upper()}": value for name, value in extra.items()},
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "imagegate", "serve", "--port", str(settings.port),
-        env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        yield process
-    finally:
-        if process.returncode is None:
-            process.kill()
-        await process.wait()
-
-
-async def ledger_by_task(settings: Settings, account_id: str) -> Counter[tuple[str, str]]:
-    services = build_services(settings)
-    try:
-        async with services.db.sessions() as session:
-            rows = await session.execute(
-                select(LedgerEntry.task_id, LedgerEntry.kind).where(
-                    LedgerEntry.account_id == account_id, LedgerEntry.task_id.is_not(None)
-                )
-            )
-            return Counter((str(task_id), kind) for task_id, kind in rows)
-    finally:
-        await services.db.dispose()
 
 
 async def test_sigkill_with_tasks_in_flight_loses_nothing(settings: Settings) -> None:
@@ -85,7 +24,7 @@ async def test_sigkill_with_tasks_in_flight_loses_nothing(settings: Settings) ->
             return [(await http.get(f"/v1/tasks/{i}")).json() for i in ids]
 
         async with serve_process(settings) as process:
-            await wait_for(lambda: _responds(http), within=30)
+            await wait_for(lambda: responds(http), within=30)
             ids = []
             for n in range(16):  # every fourth task fails upstream and must be refunded
                 prompt = f"poster {n}" + (" [simulate:upstream_error]" if n % 4 == 0 else "")
@@ -102,7 +41,7 @@ async def test_sigkill_with_tasks_in_flight_loses_nothing(settings: Settings) ->
             await process.wait()
 
         async with serve_process(settings):
-            await wait_for(lambda: _responds(http), within=30)
+            await wait_for(lambda: responds(http), within=30)
 
             async def all_final() -> list[dict[str, Any]] | None:
                 tasks = await statuses(ids)
@@ -125,15 +64,8 @@ async def test_sigkill_with_tasks_in_flight_loses_nothing(settings: Settings) ->
             balance = await billing.balance(session, account.id)
             assert balance == await billing.ledger_sum(session, account.id)
     finally:
-        await services.db.dispose()
+        await services.close()
     assert balance == 10_000 - 28 * (16 - len(failed))
-
-
-async def _responds(http: httpx.AsyncClient) -> bool:
-    try:
-        return (await http.get("/v1/credits")).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 async def test_a_callback_retry_planned_before_sigkill_fires_after_restart(
@@ -152,7 +84,7 @@ async def test_a_callback_retry_planned_before_sigkill_fires_after_restart(
             return data
 
         async with serve_process(settings, simulator_delay="0", **policy) as process:
-            await wait_for(lambda: _responds(http), within=30)
+            await wait_for(lambda: responds(http), within=30)
             body = {"model": "ideogram-v4", "callback_url": receiver.url, "input": {"prompt": "x"}}
             task_id = (await http.post("/v1/images/generations", json=body)).json()["data"][
                 "taskId"
@@ -166,7 +98,7 @@ async def test_a_callback_retry_planned_before_sigkill_fires_after_restart(
             await process.wait()
 
         async with serve_process(settings, simulator_delay="0", **policy):
-            await wait_for(lambda: _responds(http), within=30)
+            await wait_for(lambda: responds(http), within=30)
             await receiver.count(2, within=30)
 
             async def delivered() -> dict[str, Any] | None:
@@ -190,7 +122,7 @@ async def test_a_callback_in_flight_at_sigkill_is_attempted_again(settings: Sett
         httpx.AsyncClient(base_url=base, headers=account.headers, timeout=10) as http,
     ):
         async with serve_process(settings, **policy) as process:
-            await wait_for(lambda: _responds(http), within=30)
+            await wait_for(lambda: responds(http), within=30)
             body = {"model": "ideogram-v4", "callback_url": receiver.url, "input": {"prompt": "x"}}
             task_id = (await http.post("/v1/images/generations", json=body)).json()["data"][
                 "taskId"

@@ -16,6 +16,7 @@ from imagegate.callbacks.router import router as callbacks_router
 from imagegate.clock import Clock
 from imagegate.config import Settings
 from imagegate.db.migrate import upgrade
+from imagegate.health import router as health_router
 from imagegate.http_errors import install_error_handlers
 from imagegate.http_headers import RateLimitHeaders
 from imagegate.providers.base import Provider
@@ -69,6 +70,7 @@ def create_app(
     app.include_router(billing_router)
     app.include_router(callbacks_router)
     app.include_router(images_router)
+    app.include_router(health_router)
     _extend_openapi(app)
     return app
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from imagegate.billing.service import create_account
 from imagegate.db.models import Meta
@@ -26,12 +27,15 @@ FIRST_TASK = {
 async def create_demo_account(services: Services) -> tuple[str, str] | None:
     """(account id, plaintext key) on the very first start; None ever after."""
     now = services.clock.now()
-    async with services.db.transaction() as session:
-        if await session.scalar(select(Meta.value).where(Meta.key == DEMO_DONE)) is not None:
-            return None
-        account = await create_account(session, "demo", services.settings.demo_credits, now)
-        _key, plaintext = await create_key(session, services.hasher, account.id, "demo", now)
-        session.add(Meta(key=DEMO_DONE, value=account.id))
+    try:
+        async with services.db.transaction() as session:
+            if await session.scalar(select(Meta.value).where(Meta.key == DEMO_DONE)) is not None:
+                return None
+            account = await create_account(session, "demo", services.settings.demo_credits, now)
+            _key, plaintext = await create_key(session, services.hasher, account.id, "demo", now)
+            session.add(Meta(key=DEMO_DONE, value=account.id))
+    except IntegrityError:  # another process started first and made it: nothing to announce
+        return None
     return account.id, plaintext
 
 

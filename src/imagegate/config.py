@@ -19,6 +19,10 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./imagegate-data")
     # Empty means a SQLite file inside data_dir.
     database_url: str = ""
+    # PostgreSQL connections per process: up to pool_size + pool_overflow each. Keep the sum over
+    # every API and worker process under the server's max_connections.
+    database_pool_size: int = Field(default=10, ge=1)
+    database_pool_overflow: int = Field(default=10, ge=0)
     # Empty means the address the server listens on (http://host:port).
     public_url: str = ""
     host: str = "127.0.0.1"
@@ -50,7 +54,10 @@ class Settings(BaseSettings):
     # Access policy: requests per minute per key unless the key sets its own; where the counters
     # live (async+memory:// in one process, async+redis://host:6379 shared by several).
     rate_limit_per_minute: int = Field(default=600, ge=1)
-    rate_limit_storage: str = "async+memory://"
+    # Empty: in this process, unless redis_url is set (then shared through Redis).
+    rate_limit_storage: str = ""
+    # Scale-out: redis://host:6379/0, shared by every API process for rate limits.
+    redis_url: str = ""
     # Proxies whose X-Forwarded-For is believed (comma-separated IPs or CIDRs).
     trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
 
@@ -95,6 +102,12 @@ class Settings(BaseSettings):
             return self.public_url
         host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
         return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
+
+    @property
+    def resolved_rate_limit_storage(self) -> str:
+        if self.rate_limit_storage:
+            return self.rate_limit_storage
+        return f"async+{self.redis_url}" if self.redis_url else "async+memory://"
 
     def simulator_delay_for(self, speed: str) -> float:
         if self.simulator_delay is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import httpx
@@ -23,7 +24,7 @@ from imagegate.providers.registry import ProviderRegistry
 from imagegate.providers.simulator import SimulatorProvider
 from imagegate.storage.local import LocalImageStore
 from imagegate.tasks.jobs import TaskRunner
-from imagegate.tasks.service import RUN_TASK, TASKS_QUEUE
+from imagegate.tasks.service import RUN_TASK
 
 
 @dataclass
@@ -65,7 +66,11 @@ def build_services(
     return Services(
         settings=settings,
         clock=clock,
-        db=Database(settings.resolved_database_url),
+        db=Database(
+            settings.resolved_database_url,
+            settings.database_pool_size,
+            settings.database_pool_overflow,
+        ),
         hasher=KeyHasher(load_or_create_secret(settings.data_dir, settings.secret_key)),
         queue=JobQueue(clock),
         store=LocalImageStore(settings.data_dir / "images"),
@@ -76,35 +81,45 @@ def build_services(
             timeout=settings.callback_timeout,
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
         ),
-        rate_limiter=RateLimiter(settings.rate_limit_storage),
+        rate_limiter=RateLimiter(settings.resolved_rate_limit_storage),
         trusted_proxies=parse_networks(settings.trusted_proxies),
     )
 
 
-def build_workers(services: Services) -> list[Worker]:
-    """One worker per pool: tasks, and callbacks apart, so slow receivers never hold up tasks."""
+def build_workers(
+    services: Services, queues: Sequence[str] | None = None, concurrency: int | None = None
+) -> list[Worker]:
+    """Worker pools for ``queues`` (None: all). Callbacks always get a pool of their own, so slow
+    receivers never hold up tasks; task queues (one per model) share the other."""
     s = services
     runner = TaskRunner(
         s.db, s.queue, s.providers, s.store, s.clock, s.settings.callback_retry_delays
     )
     deliverer = CallbackDeliverer(s.db, s.queue, s.http, s.clock, s.settings)
     kinds = {RUN_TASK: runner.job_kind(), DELIVER_CALLBACK: deliverer.job_kind()}
-    pools = [
-        (TASKS_QUEUE, s.settings.worker_concurrency),
-        (CALLBACKS_QUEUE, s.settings.callback_concurrency),
-    ]
+    task_queues = None if queues is None else tuple(q for q in queues if q != CALLBACKS_QUEUE)
+    pools: list[tuple[tuple[str, ...] | None, tuple[str, ...], int]] = []
+    if task_queues is None or task_queues:
+        pools.append(
+            (task_queues, (CALLBACKS_QUEUE,), concurrency or s.settings.worker_concurrency)
+        )
+    if queues is None or CALLBACKS_QUEUE in queues:
+        pools.append(((CALLBACKS_QUEUE,), (), concurrency or s.settings.callback_concurrency))
     return [
-        Worker(s.db, s.queue, kinds, s.clock, _worker_config(s.settings, queue, concurrency))
-        for queue, concurrency in pools
+        Worker(s.db, s.queue, kinds, s.clock, _worker_config(s.settings, only, skip, size))
+        for only, skip, size in pools
     ]
 
 
-def _worker_config(settings: Settings, queue: str, concurrency: int) -> WorkerConfig:
+def _worker_config(
+    settings: Settings, queues: tuple[str, ...] | None, exclude: tuple[str, ...], concurrency: int
+) -> WorkerConfig:
     return WorkerConfig(
         concurrency=concurrency,
         poll_interval=settings.worker_poll_interval,
         stall_seconds=settings.job_stall_seconds,
         max_attempts=settings.job_max_attempts,
         timeout=settings.job_timeout,
-        queues=(queue,),
+        queues=queues,
+        exclude_queues=exclude,
     )

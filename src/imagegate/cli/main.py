@@ -9,7 +9,7 @@ import typer
 
 from imagegate.cli import admin
 from imagegate.config import Settings
-from imagegate.db.migrate import upgrade
+from imagegate.db.migrate import is_current, upgrade
 
 app = typer.Typer(
     help="imagegate: a self-hostable text-to-image API gateway.",
@@ -25,8 +25,11 @@ app.add_typer(admin.app, name="admin")
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    no_worker: Annotated[
+        bool, typer.Option("--no-worker", help="API only; `imagegate worker` runs the jobs.")
+    ] = False,
 ) -> None:
-    """Run the API and an in-process worker (embedded mode: SQLite in the data dir)."""
+    """Run the API, with an in-process worker unless --no-worker (scale-out)."""
     import uvicorn
 
     from imagegate.app import SERVER_OPTIONS, create_app
@@ -49,12 +52,32 @@ def serve(
         banner = demo_banner(settings.resolved_public_url, *demo, settings.demo_credits)
         typer.echo(banner)
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, run_worker=not no_worker, migrate=False),
         host=settings.host,
         port=settings.port,
         log_level="info",
         **SERVER_OPTIONS,
     )
+
+
+@app.command()
+def worker(
+    queue: Annotated[
+        list[str] | None,
+        typer.Option("--queue", help="Only these queues (repeatable): model:<name> or callbacks."),
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, help="Jobs at once per pool (default: the settings).")
+    ] = None,
+) -> None:
+    """Run jobs without the API (scale-out: any number, on any machine, one database)."""
+    from imagegate.jobs.process import run_workers
+
+    settings = Settings()
+    if not is_current(settings.resolved_database_url):
+        typer.echo("error: the database schema is behind; run `imagegate db upgrade`", err=True)
+        raise typer.Exit(1)
+    asyncio.run(run_workers(settings, queue, concurrency))
 
 
 @db_app.command("upgrade")

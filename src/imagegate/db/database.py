@@ -13,9 +13,10 @@ AFTER_COMMIT = "after_commit"
 
 
 class Database:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, pool_size: int = 10, pool_overflow: int = 10) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        pool = {} if is_sqlite(url) else {"pool_size": pool_size, "max_overflow": pool_overflow}
+        self.engine = make_engine(url, **pool)
         self.sessions = make_sessionmaker(self.engine)
         self.is_sqlite = is_sqlite(url)
 

@@ -25,8 +25,6 @@ def sync_url(url: str) -> str:
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An engine whose transactions are safe for concurrent writers on either backend."""
     if not is_sqlite(url):
-        kwargs.setdefault("pool_size", 20)
-        kwargs.setdefault("max_overflow", 20)
         kwargs.setdefault("pool_pre_ping", True)
         return create_async_engine(url, **kwargs)
     engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, delete, select, update
 
 from imagegate.clock import Clock
 from imagegate.db.database import Database
@@ -43,7 +43,8 @@ class WorkerConfig:
     stall_seconds: float = 30.0
     max_attempts: int = 5
     timeout: float = 600.0
-    queues: tuple[str, ...] | None = None  # None: every queue
+    queues: tuple[str, ...] | None = None  # None: every queue...
+    exclude_queues: tuple[str, ...] = ()  # ...but these
 
 
 class Worker:
@@ -59,6 +60,12 @@ class Worker:
         self.id = f"worker-{uuid.uuid4().hex[:12]}"
         self._running: dict[int, asyncio.Task[None]] = {}
         self._loops: list[asyncio.Task[None]] = []
+
+    def describe(self) -> str:
+        queues = ",".join(self.config.queues) if self.config.queues is not None else "all"
+        if self.config.exclude_queues:
+            queues += " except " + ",".join(self.config.exclude_queues)
+        return f"{self.id} [{queues}] x{self.config.concurrency}"
 
     def start(self) -> None:
         self._loops = [
@@ -99,9 +106,7 @@ class Worker:
         self._running.pop(job_id, None)
 
     async def _claim(self, limit: int) -> list[tuple[int, str, dict[str, Any], int]]:
-        conditions = [Job.status == "todo", Job.run_at <= self.clock.now()]
-        if self.config.queues is not None:
-            conditions.append(Job.queue.in_(self.config.queues))
+        conditions = [Job.status == "todo", Job.run_at <= self.clock.now(), *self._mine()]
         async with self.db.transaction() as session:
             rows = (
                 await session.execute(
@@ -182,23 +187,33 @@ class Worker:
         async with self.db.transaction() as session:
             await session.execute(
                 update(Job)
-                .where(Job.worker_id == self.id, Job.status == "doing")
+                .where(Job.id.in_(list(self._running)), Job.worker_id == self.id)
                 .values(heartbeat_at=self.clock.now())
             )
-            # Another worker's job is stalled when its heartbeat is old; ours never are.
+            # A job is stalled when its heartbeat is old and it is not running here: a dead
+            # worker's, or ours when its bookkeeping failed (the database refused, say). The set
+            # of running jobs is read now, with the lock held, so a job claimed meanwhile counts.
             stalled = [
                 Job.status == "doing",
-                Job.worker_id != self.id,
+                Job.id.not_in(list(self._running)),
                 Job.heartbeat_at < self.clock.now() - self.config.stall_seconds,
+                *self._mine(),
             ]
-            if self.config.queues is not None:
-                stalled.append(Job.queue.in_(self.config.queues))
             recovered = await session.execute(
                 update(Job).where(*stalled).values(status="todo", worker_id=None)
             )
         if recovered.rowcount:  # type: ignore[attr-defined]
             log.warning("recovered %s stalled job(s)", recovered.rowcount)  # type: ignore[attr-defined]
             self.queue.wakeup.set()
+
+    def _mine(self) -> list[ColumnElement[bool]]:
+        """Conditions for the jobs of this worker's queues."""
+        conditions: list[ColumnElement[bool]] = []
+        if self.config.queues is not None:
+            conditions.append(Job.queue.in_(self.config.queues))
+        if self.config.exclude_queues:
+            conditions.append(Job.queue.not_in(self.config.exclude_queues))
+        return conditions
 
     async def _guarded(self, func: Callable[..., Awaitable[Any]], *args: Any) -> Any:
         """Run a bookkeeping step; a database hiccup is logged and retried on the next round."""

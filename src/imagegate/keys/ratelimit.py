@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import cast
 
 from limits import RateLimitItemPerMinute
+from limits.aio.storage import Storage as AsyncStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
@@ -29,7 +31,16 @@ class RateState:
 
 class RateLimiter:
     def __init__(self, storage_uri: str) -> None:
-        self._limiter = MovingWindowRateLimiter(storage_from_string(storage_uri))
+        # An async+... URI gives an asyncio storage; the factory's type covers both kinds.
+        self._storage = cast(AsyncStorage, storage_from_string(storage_uri))
+        self._limiter = MovingWindowRateLimiter(self._storage)
+
+    async def healthy(self) -> bool:
+        """Whether the counters' store answers (always, in memory)."""
+        try:
+            return bool(await self._storage.check())
+        except Exception:  # an unreachable Redis raises its client's own errors
+            return False
 
     async def hit(self, key_id: str, per_minute: int, now: float) -> RateState:
         """Count one request of ``key_id``; RateLimitExceeded (with Retry-After) when over."""

@@ -21,7 +21,11 @@ from imagegate.keys.spend import check_spend
 from imagegate.tasks.schemas import CreateTaskRequest
 
 RUN_TASK = "run_task"
-TASKS_QUEUE = "tasks"
+
+
+def task_queue(model: str) -> str:
+    """The queue of a model's tasks, so workers (GPU ones, say) can take only their models."""
+    return f"model:{model}"
 
 
 async def create_task(
@@ -57,7 +61,7 @@ async def create_task(
         created_at=now,
     )
     session.add(task)
-    queue.defer(session, RUN_TASK, {"task_id": task_id}, queue=TASKS_QUEUE)
+    queue.defer(session, RUN_TASK, {"task_id": task_id}, queue=task_queue(model.name))
     return task
 
 

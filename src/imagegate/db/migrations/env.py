@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine, pool
+from sqlalchemy import create_engine, pool, text
 
 from imagegate.db.models import Base
 
@@ -18,5 +18,9 @@ with engine.connect() as connection:
         render_as_batch=url.startswith("sqlite"),
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Several processes may start at once: one migrates, the others wait, then find the
+            # schema current. (SQLite serialises the writers by itself.)
+            connection.execute(text("SELECT pg_advisory_xact_lock(72430001)"))
         context.run_migrations()
 engine.dispose()

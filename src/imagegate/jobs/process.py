@@ -1,0 +1,33 @@
+"""`imagegate worker`: worker pools in a process of their own, stopped cleanly by SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Sequence
+
+from imagegate.config import Settings
+from imagegate.services import build_services, build_workers
+
+log = logging.getLogger(__name__)
+
+
+async def run_workers(
+    settings: Settings, queues: Sequence[str] | None, concurrency: int | None
+) -> None:
+    """Run until a signal: unfinished jobs are handed back for another worker to run."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    services = build_services(settings)
+    services.workers = build_workers(services, queues, concurrency)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    for worker in services.workers:
+        worker.start()
+    log.info("imagegate worker running: %s", ", ".join(w.describe() for w in services.workers))
+    try:
+        await stop.wait()
+    finally:
+        await services.close()

@@ -1,0 +1,96 @@
+"""Real imagegate processes for tests that kill them: provisioning, spawning, reading the ledger."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import IO, Any
+
+import httpx
+from sqlalchemy import select
+
+from harness import Account
+from imagegate.billing import service as billing
+from imagegate.config import Settings
+from imagegate.db.migrate import upgrade
+from imagegate.db.models import LedgerEntry
+from imagegate.keys.service import create_key
+from imagegate.services import build_services
+
+
+async def provision(settings: Settings, credits: int) -> Account:
+    upgrade(settings.resolved_database_url)
+    services = build_services(settings)
+    try:
+        async with services.db.transaction() as session:
+            account = await billing.create_account(session, "durable", credits, 0.0)
+            key, plaintext = await create_key(session, services.hasher, account.id, "", 0.0)
+        return Account(id=account.id, key=plaintext, key_id=key.id)
+    finally:
+        await services.close()
+
+
+def _log_file(settings: Settings, name: str) -> IO[bytes]:
+    """A fresh log file beside the test's data dir (pytest keeps the last runs' temp dirs)."""
+    logs = settings.data_dir.parent / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    return open(logs / f"{name}-{len(list(logs.iterdir()))}.log", "wb")  # noqa: SIM115
+
+
+@asynccontextmanager
+async def imagegate_process(
+    settings: Settings, *args: str, **extra: str
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`imagegate ARGS` in a process of its own on the test's database and data dir; extra
+    keyword arguments become IMAGEGATE_* settings. Killed on exit if still running."""
+    env = {
+        **os.environ,
+        "IMAGEGATE_DATA_DIR": str(settings.data_dir),
+        "IMAGEGATE_DATABASE_URL": settings.resolved_database_url,
+        "IMAGEGATE_SIMULATOR_DELAY": "1.5",
+        "IMAGEGATE_WORKER_CONCURRENCY": "4",
+        "IMAGEGATE_WORKER_POLL_INTERVAL": "0.1",
+        "IMAGEGATE_JOB_STALL_SECONDS": "2",
+        **{f"IMAGEGATE_{name.upper()}": value for name, value in extra.items()},
+    }
+    log = _log_file(settings, args[0])
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "imagegate", *args,
+        env=env, stdout=log, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+        log.close()
+
+
+async def ledger_by_task(settings: Settings, account_id: str) -> Counter[tuple[str, str]]:
+    services = build_services(settings)
+    try:
+        async with services.db.sessions() as session:
+            rows = await session.execute(
+                select(LedgerEntry.task_id, LedgerEntry.kind).where(
+                    LedgerEntry.account_id == account_id, LedgerEntry.task_id.is_not(None)
+                )
+            )
+            return Counter((str(task_id), kind) for task_id, kind in rows)
+    finally:
+        await services.close()
+
+
+def serve_process(settings: Settings, **extra: str) -> Any:
+    return imagegate_process(settings, "serve", "--port", str(settings.port), **extra)
+
+
+async def responds(http: httpx.AsyncClient) -> bool:
+    try:
+        return (await http.get("/v1/credits")).status_code == 200
+    except httpx.TransportError:
+        return False

@@ -18,17 +18,22 @@ from imagegate.billing import service as billing
 from imagegate.config import Settings
 from imagegate.db.migrate import upgrade
 from imagegate.db.models import LedgerEntry
+from imagegate.keys.policy import PolicyChange
 from imagegate.keys.service import create_key
 from imagegate.services import build_services
 
 
-async def provision(settings: Settings, credits: int) -> Account:
+async def provision(
+    settings: Settings, credits: int, policy: PolicyChange | None = None
+) -> Account:
     upgrade(settings.resolved_database_url)
     services = build_services(settings)
     try:
         async with services.db.transaction() as session:
             account = await billing.create_account(session, "durable", credits, 0.0)
             key, plaintext = await create_key(session, services.hasher, account.id, "", 0.0)
+            if policy is not None:
+                policy.apply(key)
         return Account(id=account.id, key=plaintext, key_id=key.id)
     finally:
         await services.close()

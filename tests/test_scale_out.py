@@ -12,10 +12,11 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from harness import BACKEND, REDIS_URL, free_port, wait_for
+from harness import BACKEND, REDIS_URL, Account, free_port, wait_for
 from imagegate.billing import service as billing
 from imagegate.config import Settings
 from imagegate.db.models import Callback, Task
+from imagegate.keys.policy import PolicyChange
 from imagegate.services import build_services
 from processes import imagegate_process, ledger_by_task, provision, responds
 from receiver import running_receiver
@@ -135,3 +136,51 @@ async def test_two_apis_two_workers_survive_kill_9(settings: Settings) -> None:
         answered = answers[f"msg_{task_id}"]
         assert 1 <= len(answered) <= 3, (task_id, answered)
         assert (callbacks[task_id] == "delivered") == (200 in answered), (task_id, answered)
+
+
+async def test_limits_hold_across_two_api_processes_sharing_redis(settings: Settings) -> None:
+    env = {"redis_url": REDIS_URL, "simulator_delay": "5", "database_pool_size": "4"}
+    ports = [free_port(), free_port()]
+    async with AsyncExitStack() as stack:
+        for port in ports:
+            await stack.enter_async_context(
+                imagegate_process(settings, "serve", "--no-worker", "--port", str(port), **env)
+            )
+        clients = [
+            await stack.enter_async_context(httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}"))
+            for port in ports
+        ]
+        for client in clients:
+            await wait_for(lambda c=client: _up(c), within=60)
+
+        async def burst(account: Account, n: int = 40) -> Counter[int]:
+            body = {"model": "ideogram-v4", "input": {"prompt": "x", "rendering_speed": "TURBO"}}
+            responses = await asyncio.gather(*[
+                clients[i % 2].post("/v1/images/generations", json=body, headers=account.headers)
+                for i in range(n)
+            ])  # fmt: skip
+            return Counter(r.status_code for r in responses)
+
+        hourly = await provision(settings, 10_000, PolicyChange(hourly_limit="160"))
+        assert await burst(hourly) == {200: 10, 429: 30}
+        poor = await provision(settings, 7 * 16)
+        assert await burst(poor) == {200: 7, 402: 33}
+        rated = await provision(settings, 10_000, PolicyChange(rate_limit="5"))
+        statuses = [
+            (await clients[i % 2].get("/v1/credits", headers=rated.headers)).status_code
+            for i in range(8)
+        ]
+        assert statuses == [200] * 5 + [429] * 3  # one budget, not one per process
+
+    for account, spent in [(hourly, 160), (poor, 112)]:
+        _, _, balance, ledger = await database_view(settings, account.id)
+        assert balance == ledger
+        entries = await ledger_by_task(settings, account.id)
+        assert sum(1 for _, kind in entries if kind == "charge") == spent // 16
+
+
+async def _up(client: httpx.AsyncClient) -> bool:
+    try:
+        return (await client.get("/healthz")).status_code == 200
+    except httpx.TransportError:
+        return False

@@ -95,7 +95,8 @@ def serve_process(settings: Settings, **extra: str) -> Any:
 
 
 async def responds(http: httpx.AsyncClient) -> bool:
+    """Whether an imagegate process answers yet (its /healthz)."""
     try:
-        return (await http.get("/v1/credits")).status_code == 200
+        return (await http.get("/healthz")).status_code == 200
     except httpx.TransportError:
         return False

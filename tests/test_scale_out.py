@@ -151,7 +151,7 @@ async def test_limits_hold_across_two_api_processes_sharing_redis(settings: Sett
             for port in ports
         ]
         for client in clients:
-            await wait_for(lambda c=client: _up(c), within=60)
+            await wait_for(lambda c=client: responds(c), within=60)
 
         async def burst(account: Account, n: int = 40) -> Counter[int]:
             body = {"model": "ideogram-v4", "input": {"prompt": "x", "rendering_speed": "TURBO"}}
@@ -177,10 +177,3 @@ async def test_limits_hold_across_two_api_processes_sharing_redis(settings: Sett
         assert balance == ledger
         entries = await ledger_by_task(settings, account.id)
         assert sum(1 for _, kind in entries if kind == "charge") == spent // 16
-
-
-async def _up(client: httpx.AsyncClient) -> bool:
-    try:
-        return (await client.get("/healthz")).status_code == 200
-    except httpx.TransportError:
-        return False

@@ -79,7 +79,9 @@ def build_services(
             follow_redirects=False,
             trust_env=False,  # never route callbacks through an environment proxy
             timeout=settings.callback_timeout,
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+            # No keep-alive: requests go to checked IPs, and a TLS connection made for one host
+            # name must never carry a callback for another that shares its address.
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=0),
         ),
         rate_limiter=RateLimiter(settings.resolved_rate_limit_storage),
         trusted_proxies=parse_networks(settings.trusted_proxies),

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from harness import Server
-from imagegate.callbacks.delivery import post_callback
+from imagegate.callbacks.delivery import pinned, post_callback
 from receiver import running_receiver
 
 REFUSED = [
@@ -25,6 +25,10 @@ REFUSED = [
     "http://240.0.0.1/hook",
     "http://[fd00::1]/hook",
     "http://[fe80::1]/hook",
+    "http://[2002:7f00:1::]/hook",  # 6to4 around 127.0.0.1
+    "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/hook",  # Teredo around 192.0.2.45
+    "http://2130706433/hook",  # 127.0.0.1 as one decimal number
+    "http://0x7f.1/hook",
     "http://localhost/hook",
     "http://localhost.:9000/hook",
     "ftp://example.com/hook",
@@ -80,3 +84,18 @@ async def test_delivery_checks_the_address_it_connects_to() -> None:
         )
     assert allowed.delivered
     assert len(receiver.received) == 1
+
+
+def test_international_host_names_travel_in_their_dns_form() -> None:
+    target, headers, extensions = pinned("https://bücher.example:8443/hook?x=1", "93.184.215.14")
+    assert target == "https://93.184.215.14:8443/hook?x=1"
+    assert headers == {"Host": "xn--bcher-kva.example:8443"}
+    assert extensions == {"sni_hostname": "xn--bcher-kva.example"}
+
+
+async def test_an_unresolvable_international_host_is_a_failed_attempt_not_an_error() -> None:
+    async with httpx.AsyncClient() as client:
+        result = await post_callback(
+            client, "http://bücher.invalid/hook", b"{}", {}, allow_private=False, time_limit=5
+        )
+    assert result.error == "host 'xn--bcher-kva.invalid' could not be resolved"

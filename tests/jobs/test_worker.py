@@ -115,3 +115,21 @@ async def test_a_provider_that_never_answers_fails_the_task_after_the_job_timeou
         task = await wait_for(failed)
     assert task["error"]["code"] == "internal_error"
     assert await server.ledger(account) == (28, 28)
+
+
+async def test_a_job_kind_this_worker_does_not_know_is_handed_back(server: Server) -> None:
+    now = server.clock.now()
+    async with server.services.db.transaction() as session:
+        session.add(
+            Job(queue="model:next-year", kind="from_a_newer_release", args={}, status="todo",
+                run_at=now, attempts=0, created_at=now)
+        )  # fmt: skip
+
+    async def handed_back() -> Job | None:
+        async with server.services.db.sessions() as session:
+            job = await session.scalar(select(Job).where(Job.kind == "from_a_newer_release"))
+        return job if job is not None and job.last_error else None
+
+    job = await wait_for(handed_back)
+    assert (job.status, job.attempts) == ("todo", 0)  # not failed, not counted
+    assert job.run_at >= now + 59

@@ -58,6 +58,12 @@ async def test_x_forwarded_for_is_read_right_to_left_past_trusted_proxies(
     assert await status("203.0.113.9, 198.51.100.7") == 403  # the first untrusted hop decides
     assert await status("198.51.100.7, 203.0.113.9") == 200  # client-supplied left part ignored
     assert await status("garbage, 203.0.113.9") == 200
+    assert await status("203.0.113.9:5555") == 200  # some proxies write the client's port
+    assert await status("203.0.113.9, garbage") == 403  # unreadable where a proxy wrote: refuse
+    # A proxy may add its hop as a header line of its own after the client's line.
+    two_lines = [*account.headers.items(), ("X-Forwarded-For", "203.0.113.9")]
+    two_lines.append(("X-Forwarded-For", "198.51.100.7"))
+    assert (await server.http.get("/v1/credits", headers=two_lines)).status_code == 403
 
 
 async def test_a_spoofed_x_forwarded_for_from_an_untrusted_peer_is_ignored(server: Server) -> None:
@@ -122,6 +128,9 @@ async def test_daily_and_total_limits(server: Server) -> None:
     assert "per rolling day" in await spend_error(server, daily, rendering_speed="TURBO")
     server.clock.advance(86401)
     assert (await server.create(daily, rendering_speed="TURBO")).status_code == 200
+
+    tiny = await server.account(policy=PolicyChange(total_limit="10"))
+    assert "this task alone costs 16" in await spend_error(server, tiny, rendering_speed="TURBO")
 
     total = await server.account(policy=PolicyChange(total_limit="20"))
     assert (await server.create(total, rendering_speed="TURBO")).status_code == 200

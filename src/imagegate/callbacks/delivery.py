@@ -9,7 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from imagegate.callbacks.ssrf import Unresolvable, UnsafeDestination, resolve
+from imagegate.callbacks.ssrf import Unresolvable, UnsafeDestination, ascii_host, resolve
 
 MAX_RESPONSE_BYTES = 4096
 
@@ -54,18 +54,23 @@ async def post_callback(
         return DeliveryResult(None, f"timed out after {time_limit:g}s")
     except httpx.HTTPError as exc:
         return DeliveryResult(None, f"{type(exc).__name__}: {exc}".rstrip(": "))
+    except Exception as exc:  # whatever else goes wrong is a failed attempt, never a lost one
+        return DeliveryResult(None, f"{type(exc).__name__}: {exc}".rstrip(": "))
     return DeliveryResult(response.status_code, _status_error(response))
 
 
 def pinned(url: str, address: str) -> tuple[str, dict[str, str], dict[str, Any]]:
     """``url`` rewritten to connect to ``address``, keeping the Host header and TLS name."""
     parts = urlsplit(url)
-    host = parts.hostname or ""
+    host = ascii_host(parts.hostname or "")
     port = parts.port or (443 if parts.scheme == "https" else 80)
     literal = f"[{address}]" if ":" in address else address
     target = urlunsplit((parts.scheme, f"{literal}:{port}", parts.path or "/", parts.query, ""))
     extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
-    return target, {"Host": parts.netloc}, extensions
+    host_header = host if parts.port is None else f"{host}:{parts.port}"
+    if ":" in host:
+        host_header = f"[{host}]" if parts.port is None else f"[{host}]:{parts.port}"
+    return target, {"Host": host_header}, extensions
 
 
 async def _read_some(response: httpx.Response) -> None:

@@ -32,7 +32,11 @@ class CallbackDeliverer:
         self.db, self.queue, self.http, self.clock, self.settings = db, queue, http, clock, settings
 
     def job_kind(self) -> JobKind:
-        return JobKind(handler=self.run)
+        return JobKind(handler=self.run, give_up=self.give_up)
+
+    async def give_up(self, args: dict[str, Any], error: str) -> None:
+        async with self.db.transaction() as session:
+            await service.give_up(session, args["task_id"])
 
     async def run(self, args: dict[str, Any]) -> None:
         """Attempt number ``args["number"]`` for ``args["task_id"]``; a repeat run is a no-op."""

@@ -68,9 +68,18 @@ async def record_attempt(
     if retry:
         queue.defer(
             session, DELIVER_CALLBACK, {"task_id": attempt.task_id, "number": attempt.number + 1},
-            queue=CALLBACKS_QUEUE, delay=delays[attempt.number],
+            queue=CALLBACKS_QUEUE, run_at=attempt.next_attempt_at,
         )  # fmt: skip
     return callback
+
+
+async def give_up(session: AsyncSession, task_id: str) -> None:
+    """A delivery job that kept failing (not the receiver: our side): the callback has failed."""
+    await session.execute(
+        update(Callback)
+        .where(Callback.task_id == task_id, Callback.status == "pending")
+        .values(status="failed", next_attempt_at=None)
+    )
 
 
 async def attempts(session: AsyncSession, task_id: str) -> list[CallbackAttempt]:

@@ -30,8 +30,10 @@ class JobQueue:
         *,
         queue: str = "default",
         delay: float = 0.0,
+        run_at: float | None = None,
     ) -> None:
-        """Add a job to the caller's transaction, runnable ``delay`` seconds after now."""
+        """Add a job to the caller's transaction, runnable at ``run_at`` (default: ``delay``
+        seconds after now)."""
         now = self.clock.now()
         session.add(
             Job(
@@ -39,7 +41,7 @@ class JobQueue:
                 kind=kind,
                 args=args,
                 status="todo",
-                run_at=now + delay,
+                run_at=now + delay if run_at is None else run_at,
                 attempts=0,
                 created_at=now,
             )

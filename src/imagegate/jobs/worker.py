@@ -155,11 +155,18 @@ class Worker:
     async def _after_failure(
         self, job_id: int, job_kind: JobKind | None, args: dict[str, Any], attempt: int, error: str
     ) -> None:
-        if attempt < self.config.max_attempts and job_kind is not None:
+        if job_kind is None:
+            # A kind this (older?) worker does not know: hand it back for one that does.
+            values: dict[str, Any] = {
+                "status": "todo",
+                "run_at": self.clock.now() + 60.0,
+                "attempts": Job.attempts - 1,
+            }
+        elif attempt < self.config.max_attempts:
             backoff = min(2.0**attempt, 60.0)
-            values: dict[str, Any] = {"status": "todo", "run_at": self.clock.now() + backoff}
+            values = {"status": "todo", "run_at": self.clock.now() + backoff}
         else:
-            if job_kind is not None and job_kind.give_up is not None:
+            if job_kind.give_up is not None:
                 await job_kind.give_up(args, error)
             values = {"status": "failed"}
         async with self.db.transaction() as session:

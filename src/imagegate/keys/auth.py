@@ -30,7 +30,9 @@ async def get_principal(
     async with services.db.sessions() as session:
         principal = await authenticate(session, services.hasher, authorization, now)
     peer = request.client.host if request.client else None
-    address = client_address(peer, request.headers.get("x-forwarded-for"), services.trusted_proxies)
+    # Proxies may add their hop as a header line of its own: read all lines, in order.
+    forwarded = ",".join(request.headers.getlist("x-forwarded-for")) or None
+    address = client_address(peer, forwarded, services.trusted_proxies)
     if not allowed(address, parse_networks(principal.allowed_ips)):
         raise IpNotAllowed(f"Request IP {address} is not in this key's allowlist.")
     per_minute = principal.rate_limit or services.settings.rate_limit_per_minute

@@ -20,6 +20,19 @@ def parse_networks(values: Iterable[str]) -> list[Network]:
     return networks
 
 
+UNKNOWN = "unknown"  # a client address that matches no allowlist
+
+
+def _hop_address(hop: str) -> str:
+    """The address in an X-Forwarded-For hop, without a port or IPv6 brackets."""
+    hop = hop.strip()
+    if hop.startswith("["):
+        return hop[1 : hop.find("]")] if "]" in hop else hop
+    if hop.count(":") == 1:  # IPv4 with a port; bare IPv6 has several colons
+        return hop.split(":", 1)[0]
+    return hop
+
+
 def _address(value: str) -> Address | None:
     try:
         address = ipaddress.ip_address(value.strip().split("%", 1)[0])
@@ -41,9 +54,9 @@ def client_address(peer: str | None, forwarded_for: str | None, trusted: Sequenc
     client = peer or ""
     if not _within(_address(client), trusted) or not forwarded_for:
         return client
-    for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
+    for hop in reversed([_hop_address(h) for h in forwarded_for.split(",") if h.strip()]):
         if _address(hop) is None:
-            return client  # garbage in the chain: trust nothing further left
+            return UNKNOWN  # garbage where a trusted proxy wrote the client: fail closed
         client = hop
         if not _within(_address(hop), trusted):
             return hop

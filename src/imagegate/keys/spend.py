@@ -71,13 +71,15 @@ async def _message(
     now: float,
 ) -> str:
     head = f"{name} spend limit reached: this key may spend {limit} credits"
+    period = "in total" if window is None else f"per rolling {'hour' if window == HOUR else 'day'}"
+    if price > limit:
+        return f"{head} {period} and this task alone costs {price}; ask the operator to raise it."
     if window is None:
         return f"{head} in total and has spent {used}; ask the operator to raise the limit."
-    period = "rolling hour" if window == HOUR else "rolling day"
     frees = await _frees_up_at(session, key_id, limit, used, price, window, now)
     when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(frees))
     return (
-        f"{head} per {period} and has spent {used}; {price} more can be spent in "
+        f"{head} {period} and has spent {used}; {price} more can be spent in "
         f"{max(1, int(frees - now + 0.999))} s (at {when})."
     )
 

@@ -20,7 +20,7 @@ from imagegate.health import router as health_router
 from imagegate.http_errors import install_error_handlers
 from imagegate.http_headers import RateLimitHeaders
 from imagegate.providers.base import Provider
-from imagegate.services import build_services, build_workers
+from imagegate.services import build_services
 from imagegate.storage.router import router as images_router
 from imagegate.tasks.router import openapi_components
 from imagegate.tasks.router import router as tasks_router
@@ -48,9 +48,7 @@ def create_app(
         services = build_services(settings, clock, providers)
         app.state.services = services
         if run_worker:
-            services.workers = build_workers(services)
-            for worker in services.workers:
-                worker.start()
+            services.start_workers()
         try:
             yield
         finally:

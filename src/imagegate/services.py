@@ -45,6 +45,13 @@ class Services:
     def public_url(self) -> str:
         return self.settings.resolved_public_url
 
+    def start_workers(
+        self, queues: Sequence[str] | None = None, concurrency: int | None = None
+    ) -> None:
+        self.workers = build_workers(self, queues, concurrency)
+        for worker in self.workers:
+            worker.start()
+
     async def close(self) -> None:
         for worker in self.workers:
             await worker.stop()

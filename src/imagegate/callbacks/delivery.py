@@ -52,9 +52,7 @@ async def post_callback(
         return DeliveryResult(None, f"refused: {exc}")
     except TimeoutError:
         return DeliveryResult(None, f"timed out after {time_limit:g}s")
-    except httpx.HTTPError as exc:
-        return DeliveryResult(None, f"{type(exc).__name__}: {exc}".rstrip(": "))
-    except Exception as exc:  # whatever else goes wrong is a failed attempt, never a lost one
+    except Exception as exc:  # httpx errors and anything else: a failed attempt, never a lost one
         return DeliveryResult(None, f"{type(exc).__name__}: {exc}".rstrip(": "))
     return DeliveryResult(response.status_code, _status_error(response))
 
@@ -67,9 +65,8 @@ def pinned(url: str, address: str) -> tuple[str, dict[str, str], dict[str, Any]]
     literal = f"[{address}]" if ":" in address else address
     target = urlunsplit((parts.scheme, f"{literal}:{port}", parts.path or "/", parts.query, ""))
     extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
-    host_header = host if parts.port is None else f"{host}:{parts.port}"
-    if ":" in host:
-        host_header = f"[{host}]" if parts.port is None else f"[{host}]:{parts.port}"
+    name = f"[{host}]" if ":" in host else host
+    host_header = name if parts.port is None else f"{name}:{parts.port}"
     return target, {"Host": host_header}, extensions
 
 

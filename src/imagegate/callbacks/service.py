@@ -29,19 +29,20 @@ def schedule(
     now: float,
 ) -> None:
     """Plan the first attempt to tell ``url`` that the task ended with ``status``."""
+    first = now + delays[0]
     session.add(
         Callback(
             task_id=task_id,
             url=url,
             event=f"task.{status}",
             status="pending",
-            next_attempt_at=now + delays[0],
+            next_attempt_at=first,
             created_at=now,
         )
     )
     queue.defer(
         session, DELIVER_CALLBACK, {"task_id": task_id, "number": 1},
-        queue=CALLBACKS_QUEUE, delay=delays[0],
+        queue=CALLBACKS_QUEUE, run_at=first,
     )  # fmt: skip
 
 

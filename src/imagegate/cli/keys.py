@@ -9,7 +9,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagegate.billing import service as billing
 from imagegate.cli.common import JsonFlag, run_action
-from imagegate.db.models import ApiKey
 from imagegate.keys import service as keys
 from imagegate.keys.policy import PolicyChange, key_json
 from imagegate.keys.spend import DAY, HOUR, spent
@@ -44,18 +43,6 @@ Model = Annotated[
 ]
 
 
-def _change(
-    allow_ip: list[str] | None,
-    rate_limit: str | None,
-    hourly: str | None,
-    daily: str | None,
-    total: str | None,
-    expires: str | None,
-    model: list[str] | None,
-) -> PolicyChange:
-    return PolicyChange(allow_ip, rate_limit, hourly, daily, total, expires, model)
-
-
 @app.command("create")
 def key_create(
     account: Annotated[str, typer.Option("--account", help="Account id.")],
@@ -70,7 +57,9 @@ def key_create(
     as_json: JsonFlag = False,
 ) -> None:
     """Issue a key. It is printed once and stored only as a hash."""
-    change = _change(allow_ip, rate_limit, hourly_limit, daily_limit, total_limit, expires, model)
+    change = PolicyChange(
+        allow_ip, rate_limit, hourly_limit, daily_limit, total_limit, expires, model
+    )
 
     async def action(session: AsyncSession, s: Services) -> tuple[str, dict[str, Any]]:
         key, plaintext = await keys.create_key(session, s.hasher, account, name, s.clock.now())
@@ -94,10 +83,12 @@ def key_update(
     as_json: JsonFlag = False,
 ) -> None:
     """Change a key's access policy; flags not given stay as they are."""
-    change = _change(allow_ip, rate_limit, hourly_limit, daily_limit, total_limit, expires, model)
+    change = PolicyChange(
+        allow_ip, rate_limit, hourly_limit, daily_limit, total_limit, expires, model
+    )
 
     async def action(session: AsyncSession, s: Services) -> tuple[str, dict[str, Any]]:
-        key = await _live_key(session, key_id)
+        key = await keys.get_live_key(session, key_id)
         change.apply(key)
         obj = key_json(key)
         return f"key {key_id} updated: {_policy_text(obj)}", obj
@@ -110,7 +101,7 @@ def key_show(key_id: str, as_json: JsonFlag = False) -> None:
     """A key's policy and its current spend (net of refunds)."""
 
     async def action(session: AsyncSession, s: Services) -> tuple[str, dict[str, Any]]:
-        key = await _live_key(session, key_id)
+        key = await keys.get_live_key(session, key_id)
         now = s.clock.now()
         usage = {
             "spent_last_hour": await spent(session, key_id, now - HOUR),
@@ -124,13 +115,6 @@ def key_show(key_id: str, as_json: JsonFlag = False) -> None:
         return line, obj
 
     run_action(action, as_json)
-
-
-async def _live_key(session: AsyncSession, key_id: str) -> ApiKey:
-    key = await session.get(ApiKey, key_id)
-    if key is None or key.status == "deleted":
-        raise keys.KeyNotFound(key_id)
-    return key
 
 
 def _policy_text(obj: dict[str, Any]) -> str:

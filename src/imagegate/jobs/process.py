@@ -8,7 +8,7 @@ import signal
 from collections.abc import Sequence
 
 from imagegate.config import Settings
-from imagegate.services import build_services, build_workers
+from imagegate.services import build_services
 
 log = logging.getLogger(__name__)
 
@@ -19,13 +19,11 @@ async def run_workers(
     """Run until a signal: unfinished jobs are handed back for another worker to run."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     services = build_services(settings)
-    services.workers = build_workers(services, queues, concurrency)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    for worker in services.workers:
-        worker.start()
+    services.start_workers(queues, concurrency)
     log.info("imagegate worker running: %s", ", ".join(w.describe() for w in services.workers))
     try:
         await stop.wait()

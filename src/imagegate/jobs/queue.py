@@ -29,11 +29,9 @@ class JobQueue:
         args: dict[str, Any],
         *,
         queue: str = "default",
-        delay: float = 0.0,
         run_at: float | None = None,
     ) -> None:
-        """Add a job to the caller's transaction, runnable at ``run_at`` (default: ``delay``
-        seconds after now)."""
+        """Add a job to the caller's transaction, runnable at ``run_at`` (default: now)."""
         now = self.clock.now()
         session.add(
             Job(
@@ -41,7 +39,7 @@ class JobQueue:
                 kind=kind,
                 args=args,
                 status="todo",
-                run_at=now + delay if run_at is None else run_at,
+                run_at=now if run_at is None else run_at,
                 attempts=0,
                 created_at=now,
             )

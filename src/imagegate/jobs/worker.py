@@ -192,11 +192,12 @@ class Worker:
 
     async def _heartbeat_and_recover(self) -> None:
         async with self.db.transaction() as session:
-            await session.execute(
-                update(Job)
-                .where(Job.id.in_(list(self._running)), Job.worker_id == self.id)
-                .values(heartbeat_at=self.clock.now())
-            )
+            if self._running:
+                await session.execute(
+                    update(Job)
+                    .where(Job.id.in_(list(self._running)), Job.worker_id == self.id)
+                    .values(heartbeat_at=self.clock.now())
+                )
             # A job is stalled when its heartbeat is old and it is not running here: a dead
             # worker's, or ours when its bookkeeping failed (the database refused, say). The set
             # of running jobs is read now, with the lock held, so a job claimed meanwhile counts.

@@ -79,11 +79,17 @@ async def create_key(
     return key, plaintext
 
 
-async def set_key_status(session: AsyncSession, key_id: str, status: str) -> ApiKey:
-    """Enable, disable or delete a key; a deleted key stays deleted."""
+async def get_live_key(session: AsyncSession, key_id: str) -> ApiKey:
+    """A key that has not been deleted, or KeyNotFound."""
     key = await session.get(ApiKey, key_id)
     if key is None or key.status == "deleted":
         raise KeyNotFound(key_id)
+    return key
+
+
+async def set_key_status(session: AsyncSession, key_id: str, status: str) -> ApiKey:
+    """Enable, disable or delete a key; a deleted key stays deleted."""
+    key = await get_live_key(session, key_id)
     key.status = status
     await session.flush()
     return key

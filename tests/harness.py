@@ -183,6 +183,25 @@ async def running_server(
         await serving
 
 
+@asynccontextmanager
+async def serve_asgi(app: Any, on_exit: Callable[[], None] = lambda: None) -> AsyncIterator[str]:
+    """A loopback HTTP server for ``app`` (a fake upstream, a callback receiver) in this event
+    loop; yields its base URL. ``on_exit`` runs first on the way out (to release hung requests)."""
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1
+    )
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    await wait_for(lambda: _started(server, serving), within=20)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        on_exit()
+        server.should_exit = True
+        await serving
+
+
 async def _started(server: uvicorn.Server, serving: asyncio.Task[None]) -> bool:
     if serving.done():
         serving.result()  # raise the start-up error

@@ -9,9 +9,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
-
-from harness import free_port, wait_for
+from harness import serve_asgi, wait_for
 
 HANG = -1  # a scripted "status" that never answers
 
@@ -71,21 +69,6 @@ async def running_receiver(
     script: Callable[[int], int] = lambda _n: 200,
 ) -> AsyncIterator[Receiver]:
     receiver = Receiver(script)
-    port = free_port()
-    config = uvicorn.Config(
-        receiver, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1
-    )
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve())
-
-    async def started() -> bool:
-        return server.started
-
-    await wait_for(started, within=20)
-    receiver.url = f"http://127.0.0.1:{port}/hook"
-    try:
+    async with serve_asgi(receiver, on_exit=receiver._release.set) as base_url:
+        receiver.url = f"{base_url}/hook"
         yield receiver
-    finally:
-        receiver._release.set()
-        server.should_exit = True
-        await serving

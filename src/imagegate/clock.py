@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+
+_MANUAL_TICK = 0.01
 
 
 class Clock:
     def now(self) -> float:
         return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` of this clock's time (backoffs, Retry-After, polling intervals)."""
+        await asyncio.sleep(max(seconds, 0.0))
 
 
 class ManualClock(Clock):
@@ -21,3 +28,10 @@ class ManualClock(Clock):
 
     def advance(self, seconds: float) -> None:
         self.offset += seconds
+
+    async def sleep(self, seconds: float) -> None:
+        """Ends when real time or an advance() has moved now() past the deadline."""
+        deadline = self.now() + seconds
+        # Polling, not an Event: advance() is called from sync test code, outside any loop.
+        while (remaining := deadline - self.now()) > 0:  # noqa: ASYNC110
+            await asyncio.sleep(min(remaining, _MANUAL_TICK))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from imagegate.keys.network import parse_networks
@@ -60,6 +60,37 @@ class Settings(BaseSettings):
     redis_url: str = ""
     # Proxies whose X-Forwarded-For is believed (comma-separated IPs or CIDRs).
     trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
+
+    # Upstream providers. With no credentials the simulator serves every model; with Ideogram's
+    # key or Replicate's token set, that provider does (Ideogram first when both are set).
+    ideogram_api_key: SecretStr = SecretStr("")
+    ideogram_base_url: str = "https://api.ideogram.ai"
+    ideogram_max_in_flight: int = Field(default=10, ge=1)  # per process; Ideogram allows ~10
+    replicate_api_token: SecretStr = SecretStr("")
+    replicate_base_url: str = "https://api.replicate.com"
+    # {speed} becomes turbo|balanced|quality; without it the speed is sent as an input field.
+    replicate_model: str = "ideogram-ai/ideogram-v4"
+    replicate_max_in_flight: int = Field(default=50, ge=1)
+    replicate_poll_interval: float = Field(default=1.0, gt=0)
+    # Catalogue model -> ordered provider names (simulator, ideogram, replicate), as JSON:
+    # {"ideogram-v4": ["ideogram", "replicate"]}. Unset models use the default above.
+    routes: dict[str, list[str]] = Field(default_factory=dict)
+    # One upstream call (a generation, a poll, an image download) may take this long.
+    upstream_timeout: float = Field(default=120.0, gt=0)
+    # A generation may take this long in all, polling included, before it counts as timed out.
+    upstream_deadline: float = Field(default=300.0, gt=0)
+    # Retryable failures (timeouts, 429, 5xx) are retried this many times per provider, with
+    # exponential backoff from upstream_backoff seconds, before failing over to the next one.
+    upstream_retries: int = Field(default=2, ge=0)
+    upstream_backoff: float = Field(default=1.0, ge=0)
+    # A Retry-After longer than this is not waited for: the next provider is tried instead.
+    upstream_max_retry_after: float = Field(default=60.0, ge=0)
+    # This many failures in a row open a provider's circuit; it is probed again after cooldown.
+    circuit_failure_threshold: int = Field(default=5, ge=1)
+    circuit_cooldown: float = Field(default=30.0, gt=0)
+    # Downloaded images: at most this many bytes and pixels (decompression bombs).
+    upstream_image_max_bytes: int = Field(default=40 * 1024 * 1024, ge=1024)
+    upstream_image_max_pixels: int = Field(default=40_000_000, ge=1)
 
     max_body_bytes: int = Field(default=65536, ge=1024)
     # Credits given to the demo account created on the very first start of `imagegate serve`.

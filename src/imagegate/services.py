@@ -9,7 +9,6 @@ import httpx
 
 from imagegate.callbacks.jobs import CallbackDeliverer
 from imagegate.callbacks.service import CALLBACKS_QUEUE, DELIVER_CALLBACK
-from imagegate.catalog import MODELS
 from imagegate.clock import Clock
 from imagegate.config import Settings
 from imagegate.db.database import Database
@@ -20,8 +19,8 @@ from imagegate.keys.ratelimit import RateLimiter
 from imagegate.keys.secret import load_or_create_secret
 from imagegate.keys.service import KeyHasher
 from imagegate.providers.base import Provider
-from imagegate.providers.registry import ProviderRegistry
-from imagegate.providers.simulator import SimulatorProvider
+from imagegate.providers.routing import ProviderRouter
+from imagegate.providers.setup import build_router, upstream_client
 from imagegate.storage.local import LocalImageStore
 from imagegate.tasks.jobs import TaskRunner
 from imagegate.tasks.service import RUN_TASK
@@ -35,8 +34,9 @@ class Services:
     hasher: KeyHasher
     queue: JobQueue
     store: LocalImageStore
-    providers: ProviderRegistry
-    http: httpx.AsyncClient
+    providers: ProviderRouter
+    http: httpx.AsyncClient  # callbacks: checked IPs, no keep-alive
+    upstream_http: httpx.AsyncClient  # providers and their image URLs
     rate_limiter: RateLimiter
     trusted_proxies: list[Network]
     workers: list[Worker] = field(default_factory=list)
@@ -56,12 +56,8 @@ class Services:
         for worker in self.workers:
             await worker.stop()
         await self.http.aclose()
+        await self.upstream_http.aclose()
         await self.db.dispose()
-
-
-def default_providers(settings: Settings) -> dict[str, Provider]:
-    simulator = SimulatorProvider(settings.simulator_delay_for)
-    return {name: simulator for name in MODELS}
 
 
 def build_services(
@@ -70,18 +66,20 @@ def build_services(
     """Wire the process's services; the caller starts the worker, if any, and closes them."""
     clock = clock or Clock()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(
+        settings.resolved_database_url,
+        settings.database_pool_size,
+        settings.database_pool_overflow,
+    )
+    upstream = upstream_client(settings)
     return Services(
         settings=settings,
         clock=clock,
-        db=Database(
-            settings.resolved_database_url,
-            settings.database_pool_size,
-            settings.database_pool_overflow,
-        ),
+        db=db,
         hasher=KeyHasher(load_or_create_secret(settings.data_dir, settings.secret_key)),
         queue=JobQueue(clock),
         store=LocalImageStore(settings.data_dir / "images"),
-        providers=ProviderRegistry(providers or default_providers(settings)),
+        providers=build_router(settings, db, clock, upstream, providers),
         http=httpx.AsyncClient(
             follow_redirects=False,
             trust_env=False,  # never route callbacks through an environment proxy
@@ -90,6 +88,7 @@ def build_services(
             # name must never carry a callback for another that shares its address.
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=0),
         ),
+        upstream_http=upstream,
         rate_limiter=RateLimiter(settings.resolved_rate_limit_storage),
         trusted_proxies=parse_networks(settings.trusted_proxies),
     )

@@ -147,3 +147,14 @@ class CallbackAttempt(Base):
     status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     next_attempt_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class ProviderCircuit(Base):
+    """A provider's circuit breaker, shared by every process: consecutive failures, and until
+    when the circuit is open (no work sent; None: closed)."""
+
+    __tablename__ = "provider_circuits"
+    provider: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    opened_until: Mapped[float | None] = mapped_column(Float, nullable=True)
+    updated_at: Mapped[float] = mapped_column(Float)

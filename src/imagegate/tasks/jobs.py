@@ -16,7 +16,7 @@ from imagegate.db.models import Task
 from imagegate.jobs.queue import JobQueue
 from imagegate.jobs.worker import JobKind
 from imagegate.providers.base import GenerationRequest, ProviderError
-from imagegate.providers.registry import ProviderRegistry
+from imagegate.providers.routing import ProviderRouter
 from imagegate.storage.local import LocalImageStore
 from imagegate.tasks import service
 
@@ -29,7 +29,7 @@ class TaskRunner:
         self,
         db: Database,
         queue: JobQueue,
-        providers: ProviderRegistry,
+        providers: ProviderRouter,
         store: LocalImageStore,
         clock: Clock,
         callback_delays: Sequence[float],
@@ -48,10 +48,9 @@ class TaskRunner:
         if task is None:
             return
         try:
-            provider = self.providers.for_model(task.model)
-            images = await provider.generate(_request(task))
+            images = await self.providers.generate(task.model, _request(task))
         except ProviderError as exc:
-            log.info("task %s failed upstream: %s", task_id, exc.code)
+            log.info("task %s failed upstream: %s (%s)", task_id, exc.message, exc.detail)
             await self._fail(task_id, exc.code, exc.message)
             return
         keys = [await self.store.save(image, self.clock.now()) for image in images]

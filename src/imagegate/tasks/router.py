@@ -8,8 +8,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from imagegate.callbacks.ssrf import Unresolvable, UnsafeDestination, resolve
+from imagegate.catalog import find_model
 from imagegate.envelope import success
-from imagegate.errors import InvalidRequest
+from imagegate.errors import InvalidRequest, UpstreamUnavailable
 from imagegate.keys.auth import Caller, ServicesDep
 from imagegate.tasks import service
 from imagegate.tasks.presenter import render_json, task_object
@@ -43,6 +44,12 @@ async def create_generation(request: Request, caller: Caller, services: Services
     body = parse_create_request(raw)
     if body.callback_url is not None:
         await check_callback_url(body.callback_url, services.settings.callback_allow_private)
+    model = find_model(body.model)
+    if model is not None and not await services.providers.available(model.name):
+        raise UpstreamUnavailable(
+            f"No provider can take '{model.name}' tasks right now (nothing was charged); "
+            "try again later."
+        )
     async with services.db.transaction() as session:
         task = await service.create_task(
             session, services.queue, caller, body, services.clock.now()

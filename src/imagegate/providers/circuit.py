@@ -1,0 +1,123 @@
+"""Circuit breakers per provider, kept in the database so every process sees the same ones.
+
+Closed: work goes to the provider. ``threshold`` failures in a row (timeouts, 5xx, bad
+credentials; not content rejections) open it for ``cooldown`` seconds: no work is sent, and
+API processes refuse new tasks for a model none of whose providers is open to work. When the
+cooldown is over, exactly one attempt (whichever process claims it first) probes the
+provider: success closes the circuit, failure opens it for another cooldown.
+
+Reads come from a copy refreshed at most every ``cache_seconds``, so checking on each request
+costs no query; this process's own writes update the copy at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import case, select, update
+from sqlalchemy.exc import IntegrityError
+
+from imagegate.clock import Clock
+from imagegate.db.database import Database
+from imagegate.db.models import ProviderCircuit
+
+
+@dataclass(frozen=True)
+class CircuitState:
+    failures: int = 0
+    opened_until: float | None = None
+
+
+class CircuitBreakers:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        threshold: int,
+        cooldown: float,
+        cache_seconds: float = 1.0,
+    ) -> None:
+        self.db, self.clock = db, clock
+        self.threshold, self.cooldown, self.cache_seconds = threshold, cooldown, cache_seconds
+        self._states: dict[str, CircuitState] = {}
+        self._loaded_at: float | None = None
+
+    async def state(self, provider: str) -> CircuitState:
+        now = self.clock.now()
+        if self._loaded_at is None or now - self._loaded_at >= self.cache_seconds:
+            await self._load(now)
+        return self._states.get(provider, CircuitState())
+
+    async def is_open(self, provider: str) -> bool:
+        """Open and cooling down: no work for it, not even a probe."""
+        opened_until = (await self.state(provider)).opened_until
+        return opened_until is not None and opened_until > self.clock.now()
+
+    async def allow(self, provider: str) -> bool:
+        """May work go to ``provider`` now? After a cooldown, True for the one probe only."""
+        opened_until = (await self.state(provider)).opened_until
+        now = self.clock.now()
+        if opened_until is None:
+            return True
+        if opened_until > now:
+            return False
+        async with self.db.transaction() as session:  # claim the probe: one winner
+            claimed = await session.execute(
+                update(ProviderCircuit)
+                .where(
+                    ProviderCircuit.provider == provider,
+                    ProviderCircuit.opened_until <= now,
+                )
+                .values(opened_until=now + self.cooldown, updated_at=now)
+            )
+        await self._load(now)
+        return bool(claimed.rowcount)  # type: ignore[attr-defined]
+
+    async def record_success(self, provider: str) -> None:
+        if (await self.state(provider)) == CircuitState():
+            return  # already closed and clean: nothing to write
+        now = self.clock.now()
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(ProviderCircuit)
+                .where(ProviderCircuit.provider == provider)
+                .values(failures=0, opened_until=None, updated_at=now)
+            )
+        await self._load(now)
+
+    async def record_failure(self, provider: str) -> None:
+        now = self.clock.now()
+        opens = ProviderCircuit.failures + 1 >= self.threshold
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                update(ProviderCircuit)
+                .where(ProviderCircuit.provider == provider)
+                .values(
+                    failures=ProviderCircuit.failures + 1,
+                    opened_until=case(
+                        (opens, now + self.cooldown), else_=ProviderCircuit.opened_until
+                    ),
+                    updated_at=now,
+                )
+            )
+        if not result.rowcount:  # type: ignore[attr-defined]
+            await self._insert(provider, now)
+        await self._load(now)
+
+    async def _insert(self, provider: str, now: float) -> None:
+        opened = now + self.cooldown if self.threshold <= 1 else None
+        try:
+            async with self.db.transaction() as session:
+                session.add(
+                    ProviderCircuit(
+                        provider=provider, failures=1, opened_until=opened, updated_at=now
+                    )
+                )
+        except IntegrityError:  # another process inserted it first: count on its row
+            await self.record_failure(provider)
+
+    async def _load(self, now: float) -> None:
+        async with self.db.sessions() as session:
+            rows = (await session.scalars(select(ProviderCircuit))).all()
+        self._states = {row.provider: CircuitState(row.failures, row.opened_until) for row in rows}
+        self._loaded_at = now

@@ -1,0 +1,119 @@
+"""Which providers serve a model, in order, and how a generation moves between them.
+
+For each provider on the model's route: skip it while its circuit is open; wait for one of its
+in-flight slots (a queue, not an error: Ideogram allows about 10 images in flight); call it;
+retry a retryable failure with exponential backoff (or the upstream's Retry-After) up to
+``retries`` times; then fail over to the next provider. A content rejection ends the task at
+once. Waits use the code's clock, so tests drive them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass, field
+
+from imagegate.clock import Clock
+from imagegate.providers.base import (
+    GeneratedImage,
+    GenerationRequest,
+    Provider,
+    ProviderError,
+    unavailable,
+)
+from imagegate.providers.circuit import CircuitBreakers
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Route:
+    """One provider as a model's route uses it; ``problem`` says why it cannot (no key)."""
+
+    name: str
+    provider: Provider | None
+    problem: str = ""
+    slots: asyncio.Semaphore | None = None
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    retries: int = 2
+    backoff: float = 1.0
+    max_retry_after: float = 60.0
+    max_backoff: float = 30.0
+
+    def wait(self, error: ProviderError, attempt: int) -> float | None:
+        """Seconds before retry number ``attempt + 1``; None: do not retry this provider."""
+        if not error.retryable or attempt >= self.retries:
+            return None
+        if error.retry_after is not None:
+            return error.retry_after if error.retry_after <= self.max_retry_after else None
+        delay = min(self.backoff * 2.0**attempt, self.max_backoff)
+        return delay * random.uniform(0.8, 1.2)  # jitter: no synchronized retry storms
+
+
+@dataclass
+class ProviderRouter:
+    routes: dict[str, list[Route]]
+    breakers: CircuitBreakers
+    clock: Clock
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+
+    async def available(self, model: str) -> bool:
+        """Could a task for ``model`` be worked on now (some provider configured, its
+        circuit not open)? False means: refuse the task with 503 rather than take money."""
+        for route in self.routes.get(model, []):
+            if route.provider is not None and not await self.breakers.is_open(route.name):
+                return True
+        return False
+
+    async def generate(self, model: str, request: GenerationRequest) -> list[GeneratedImage]:
+        """Images from the first provider that makes them; the last failure otherwise."""
+        last = unavailable(f"no usable provider for {model}")
+        for route in self.routes.get(model, []):
+            if route.provider is None:
+                last = unavailable(f"{route.name}: {route.problem}")
+                continue
+            if not await self.breakers.allow(route.name):
+                last = unavailable(f"{route.name}: circuit open")
+                continue
+            try:
+                return await self._attempts(route, route.provider, request)
+            except ProviderError as exc:
+                last = exc
+                if not exc.failover:
+                    raise
+                log.warning("task %s: failing over from %s", request.task_id, route.name)
+        raise last
+
+    async def _attempts(
+        self, route: Route, provider: Provider, request: GenerationRequest
+    ) -> list[GeneratedImage]:
+        attempt = 0
+        while True:
+            try:
+                images = await self._call(route, provider, request)
+            except ProviderError as exc:
+                log.warning("task %s: %s failed: %s", request.task_id, route.name, exc.detail)
+                if exc.unhealthy:
+                    await self.breakers.record_failure(route.name)
+                else:
+                    await self.breakers.record_success(route.name)  # it answered sensibly
+                wait = self.policy.wait(exc, attempt)
+                if wait is None or await self.breakers.is_open(route.name):
+                    raise
+                await self.clock.sleep(wait)
+                attempt += 1
+            else:
+                await self.breakers.record_success(route.name)
+                return images
+
+    async def _call(
+        self, route: Route, provider: Provider, request: GenerationRequest
+    ) -> list[GeneratedImage]:
+        if route.slots is None:
+            return await provider.generate(request)
+        async with route.slots:
+            return await provider.generate(request)

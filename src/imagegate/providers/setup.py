@@ -1,0 +1,104 @@
+"""Building the providers and model routes a process uses, from Settings."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from imagegate.catalog import MODELS
+from imagegate.clock import Clock
+from imagegate.config import Settings
+from imagegate.db.database import Database
+from imagegate.providers.base import Provider
+from imagegate.providers.circuit import CircuitBreakers
+from imagegate.providers.ideogram import IdeogramProvider
+from imagegate.providers.rehost import Rehoster
+from imagegate.providers.replicate import ReplicateProvider
+from imagegate.providers.routing import ProviderRouter, RetryPolicy, Route
+from imagegate.providers.simulator import SimulatorProvider
+
+PROVIDER_NAMES = ("simulator", "ideogram", "replicate")
+
+
+def upstream_client(settings: Settings) -> httpx.AsyncClient:
+    """The process's client for upstream APIs and their image URLs (keep-alive pooled)."""
+    return httpx.AsyncClient(
+        follow_redirects=True,  # image hosts redirect to CDNs; credentials are never sent there
+        trust_env=True,  # an operator's egress proxy (HTTPS_PROXY) applies to upstreams
+        timeout=settings.upstream_timeout,
+        limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+    )
+
+
+def build_router(
+    settings: Settings,
+    db: Database,
+    clock: Clock,
+    http: httpx.AsyncClient,
+    overrides: dict[str, Provider] | None = None,
+) -> ProviderRouter:
+    """Routes for every catalogue model; ``overrides`` (tests) maps a model to one provider."""
+    if overrides is not None:
+        routes = {model: [Route(p.name, p)] for model, p in overrides.items()}
+    else:
+        routes = _routes(settings, clock, http)
+    breakers = CircuitBreakers(
+        db, clock, settings.circuit_failure_threshold, settings.circuit_cooldown
+    )
+    policy = RetryPolicy(
+        retries=settings.upstream_retries,
+        backoff=settings.upstream_backoff,
+        max_retry_after=settings.upstream_max_retry_after,
+    )
+    return ProviderRouter(routes, breakers, clock, policy)
+
+
+def default_route(settings: Settings) -> list[str]:
+    """Providers with credentials, Ideogram first; the simulator when there are none."""
+    configured = [
+        name
+        for name, secret in (
+            ("ideogram", settings.ideogram_api_key),
+            ("replicate", settings.replicate_api_token),
+        )
+        if secret.get_secret_value()
+    ]
+    return configured or ["simulator"]
+
+
+def _routes(settings: Settings, clock: Clock, http: httpx.AsyncClient) -> dict[str, list[Route]]:
+    built = {name: _route(name, settings, clock, http) for name in PROVIDER_NAMES}
+    default = default_route(settings)
+    return {
+        model: [
+            built.get(name) or Route(name, None, f"unknown provider {name!r}")
+            for name in settings.routes.get(model, default)
+        ]
+        for model in MODELS
+    }
+
+
+def _route(name: str, settings: Settings, clock: Clock, http: httpx.AsyncClient) -> Route:
+    s = settings
+    rehoster = Rehoster(
+        http, s.upstream_image_max_bytes, s.upstream_image_max_pixels, s.upstream_timeout
+    )
+    if name == "simulator":
+        return Route(name, SimulatorProvider(s.simulator_delay_for))
+    if name == "ideogram":
+        key = s.ideogram_api_key.get_secret_value()
+        if not key:
+            return Route(name, None, "IMAGEGATE_IDEOGRAM_API_KEY is not set")
+        provider = IdeogramProvider(http, rehoster, key, s.ideogram_base_url)
+        return Route(name, provider, slots=asyncio.Semaphore(s.ideogram_max_in_flight))
+    token = s.replicate_api_token.get_secret_value()
+    if not token:
+        return Route(name, None, "IMAGEGATE_REPLICATE_API_TOKEN is not set")
+    replicate = ReplicateProvider(
+        http, rehoster, clock,
+        api_token=token, base_url=s.replicate_base_url, model=s.replicate_model,
+        poll_interval=s.replicate_poll_interval, deadline=s.upstream_deadline,
+        wait=int(s.upstream_timeout / 2),
+    )  # fmt: skip
+    return Route(name, replicate, slots=asyncio.Semaphore(s.replicate_max_in_flight))

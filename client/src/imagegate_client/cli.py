@@ -1,0 +1,199 @@
+"""The `imagegate` command, shared by client and server.
+
+Client commands run here: ``generate``, ``credits`` and ``task``. Every other command (serve,
+worker, db, admin) belongs to the server package and is handed to its CLI, argv untouched, when
+it is installed. This module imports the standard library alone until a command runs.
+
+Exit codes: 0 success; 1 any other error; 2 usage or configuration (no API key); 3 the task
+failed; 4 the task was still running at --timeout; 5 no response (connection or timeout);
+10 invalid_request; 11 invalid_api_key; 12 insufficient_credits; 13 ip_not_allowed;
+14 model_not_found; 15 task_not_found (or another 404); 16 rate_limit_exceeded;
+17 spend_limit_exceeded; 18 internal_error (or another 5xx); 19 upstream_error;
+20 another error response; 130 interrupted (the task keeps running on the server).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from imagegate_client import Client, ImagegateError, OutputFormat
+
+CLIENT_COMMANDS = ("generate", "credits", "task")
+EXIT_CODES = {
+    "TaskFailedError": 3, "WaitTimeoutError": 4, "APIConnectionError": 5,
+    "InvalidRequestError": 10, "AuthenticationError": 11, "InsufficientCreditsError": 12,
+    "IpNotAllowedError": 13, "ModelNotFoundError": 14, "NotFoundError": 15,
+    "RateLimitError": 16, "SpendLimitError": 17, "InternalServerError": 18, "UpstreamError": 19,
+    "APIError": 20,
+}  # fmt: skip
+SPEEDS = ("TURBO", "BALANCED", "QUALITY")
+SIZES = ("1:1", "3:4", "9:16", "4:3", "16:9")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``imagegate ARGS``; returns the exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in CLIENT_COMMANDS:
+        return _run(parser().parse_args(args))
+    if not args or args[0] in ("-h", "--help"):
+        print(parser().format_help() + _server_help())
+        return 0
+    if importlib.util.find_spec("imagegate") is None:
+        print(
+            f"error: '{args[0]}' is not a client command ({', '.join(CLIENT_COMMANDS)}), and the"
+            " imagegate server package, which has the others, is not installed",
+            file=sys.stderr,
+        )
+        return 2
+    from imagegate.cli.main import main as server_main
+
+    server_main()  # reads sys.argv; exits with the server command's code
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    """The client commands' argument parser."""
+    root = argparse.ArgumentParser(
+        prog="imagegate",
+        description="imagegate: text-to-image API gateway. Client commands talk to a server at "
+        "IMAGEGATE_BASE_URL with the key in IMAGEGATE_API_KEY (or --base-url, --api-key).",
+        epilog="Exit codes are listed in `python -m pydoc imagegate_client.cli`.",
+    )
+    commands = root.add_subparsers(dest="command", title="client commands", metavar="COMMAND")
+    generate = commands.add_parser("generate", help="Generate an image and save it.")
+    generate.add_argument("prompt", help="What to draw; put text to render in quotes.")
+    generate.add_argument("--size", choices=SIZES, default="1:1", help="default: %(default)s")
+    generate.add_argument("--speed", choices=SPEEDS, default="BALANCED", help="default: BALANCED")
+    generate.add_argument("--format", choices=("jpeg", "png"), help="default: from -o, else jpeg")
+    generate.add_argument("-o", "--output", type=Path, help="default: TASK_ID.jpg (or .png)")
+    generate.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds to wait (default: %(default)g)"
+    )
+    credits = commands.add_parser("credits", help="Show the account's credit balance.")
+    task = commands.add_parser("task", help="Show a task: status, image URLs or error.")
+    task.add_argument("task_id")
+    task.add_argument("--json", action="store_true", help="print the task object as JSON")
+    for command in (generate, credits, task):
+        command.add_argument("--base-url", help="default: IMAGEGATE_BASE_URL")
+        command.add_argument("--api-key", help="default: IMAGEGATE_API_KEY")
+    return root
+
+
+def _server_help() -> str:
+    if importlib.util.find_spec("imagegate") is None:
+        return "\nserver commands: not installed (pip install imagegate)"
+    import typer.main
+
+    from imagegate.cli.main import app
+
+    commands = getattr(typer.main.get_command(app), "commands", {})
+    lines = [f"  {name:<10} {cmd.get_short_help_str(60)}" for name, cmd in sorted(commands.items())]
+    return "\nserver commands (imagegate COMMAND --help for more):\n" + "\n".join(lines)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from imagegate_client import ImagegateError
+
+    try:
+        client = _client(args)
+    except ImagegateError as error:  # no API key: a usage error, not an answer of the API
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    command = {"generate": _generate, "credits": _credits, "task": _task}[args.command]
+    try:
+        with client:
+            return command(client, args)
+    except ImagegateError as error:
+        print(f"error: {_describe(error)}", file=sys.stderr)
+        return _exit_code(error)
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+
+
+def _client(args: argparse.Namespace) -> Client:
+    from imagegate_client import Client
+
+    return Client(api_key=args.api_key, base_url=args.base_url)
+
+
+def _generate(client: Client, args: argparse.Namespace) -> int:
+    from imagegate_client import PRICES
+    from imagegate_client._base import finished
+    from imagegate_client._models import EXTENSIONS
+    from imagegate_client._progress import Progress
+
+    output_format: OutputFormat = args.format or _format_of(args.output)
+    task_id = client.create(
+        args.prompt, size=args.size, rendering_speed=args.speed, output_format=output_format
+    )
+    try:
+        with Progress(sys.stderr, task_id) as progress:
+            task = finished(client.wait(task_id, timeout=args.timeout, on_poll=progress.update))
+        path = client.download(task, args.output or Path(f"{task_id}.{EXTENSIONS[output_format]}"))
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; the task keeps running: imagegate task {task_id}", file=sys.stderr)
+        return 130
+    print(f"{path}  ({PRICES[args.speed]} credits)")
+    return 0
+
+
+def _format_of(output: Path | None) -> OutputFormat:
+    suffix = output.suffix.lower() if output else ""
+    return "png" if suffix == ".png" else "jpeg"
+
+
+def _credits(client: Client, _args: argparse.Namespace) -> int:
+    print(f"{client.credits().credits} credits")
+    return 0
+
+
+def _task(client: Client, args: argparse.Namespace) -> int:
+    task = client.get(args.task_id)
+    if args.json:
+        print(json.dumps(task.model_dump(exclude_none=True), indent=2))
+        return 0
+    rows = [("task", task.id), ("status", task.status), ("model", task.model)]
+    rows.append(("created", _time(task.created_at)))
+    if task.completed_at is not None:
+        rows.append(("completed", _time(task.completed_at)))
+    rows += [("url", url) for url in task.urls]
+    if task.error is not None:
+        rows.append(("error", f"{task.error.code}: {task.error.message}"))
+    print("\n".join(f"{name + ':':<11}{value}" for name, value in rows))
+    return 0
+
+
+def _time(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
+
+
+def _describe(error: ImagegateError) -> str:
+    """``code: message`` on one line."""
+    from imagegate_client import APIConnectionError, APIError, TaskFailedError, WaitTimeoutError
+
+    if isinstance(error, APIError):
+        code, message = error.code or f"http_{error.status_code}", error.message
+    elif isinstance(error, TaskFailedError):
+        code, message = error.code, f"{error.message} (task {error.task.id})"
+    elif isinstance(error, WaitTimeoutError):
+        status = error.task.status if error.task else "unfinished"
+        message = f"task {error.task_id} is still {status} after {error.timeout:g}s; it keeps"
+        code, message = "wait_timeout", f"{message} running: imagegate task {error.task_id}"
+    elif isinstance(error, APIConnectionError):
+        code, message = "connection_error", str(error)
+    else:
+        code, message = "error", str(error)
+    return f"{code}: {' '.join(message.split())}"
+
+
+def _exit_code(error: ImagegateError) -> int:
+    names = (cls.__name__ for cls in type(error).__mro__)
+    return next((EXIT_CODES[name] for name in names if name in EXIT_CODES), 1)

@@ -1,0 +1,72 @@
+"""AsyncClient against a real imagegate server running in the test's own event loop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from harness import Server, running_server
+from imagegate.config import Settings
+from imagegate_client import (
+    PRICES,
+    AsyncClient,
+    TaskFailedError,
+    TaskNotFoundError,
+    WaitTimeoutError,
+)
+from sdk_support import HeldProvider
+
+
+@pytest.fixture
+async def client(server: Server) -> AsyncIterator[AsyncClient]:
+    account = await server.account(1000)
+    async with AsyncClient(base_url=server.base_url, api_key=account.key) as sdk:
+        yield sdk
+
+
+async def test_generate_and_download(client: AsyncClient, tmp_path: Path) -> None:
+    task = await client.generate('A sign that says "OPEN"', size="3:4", output_format="png")
+    assert task.status == "completed"
+    path = await client.download(task, tmp_path / "sign.png")
+    assert path.read_bytes().startswith(b"\x89PNG")
+    assert (await client.credits()).credits == 1000 - PRICES["BALANCED"]
+
+
+async def test_create_get_wait_and_the_secret(client: AsyncClient) -> None:
+    task_id = await client.create("a cat", rendering_speed="TURBO")
+    assert (await client.get(task_id)).id == task_id
+    task = await client.wait(task_id, timeout=30)
+    assert task.status == "completed"
+    assert task.urls
+    assert (await client.webhook_secret()).startswith("whsec_")
+    with pytest.raises(TaskNotFoundError):
+        await client.get("not-a-task")
+
+
+async def test_a_failed_task(client: AsyncClient) -> None:
+    with pytest.raises(TaskFailedError) as failed:
+        await client.generate("a poster [simulate:upstream_error]")
+    assert failed.value.code == "upstream_error"
+    assert (await client.credits()).credits == 1000
+
+
+async def test_wait_times_out_then_resumes(settings: Settings) -> None:
+    provider = HeldProvider()
+    async with running_server(settings, {"ideogram-v4": provider}) as server:
+        account = await server.account()
+        async with AsyncClient(base_url=server.base_url, api_key=account.key) as client:
+            task_id = await client.create("a held poster")
+            with pytest.raises(WaitTimeoutError) as timed_out:
+                await client.wait(task_id, timeout=0.3)
+            assert timed_out.value.task_id == task_id
+            assert timed_out.value.task is not None
+            assert timed_out.value.task.status == "processing"
+            provider.release()
+            assert (await client.wait(task_id, timeout=30)).status == "completed"
+            # Concurrent waits share nothing: several tasks at once.
+            ids = [await client.create(f"poster {n}") for n in range(3)]
+            done = await asyncio.gather(*(client.wait(i, timeout=30) for i in ids))
+            assert [task.status for task in done] == ["completed"] * 3

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     )
     from imagegate_client._models import (
         PRICES,
+        CreateOptions,
         Credits,
         OutputFormat,
         RenderingSpeed,
@@ -79,6 +80,7 @@ _LAZY: dict[str, str] = {
     "WaitTimeoutError": "imagegate_client._exceptions",
     "WebhookVerificationError": "imagegate_client._exceptions",
     "PRICES": "imagegate_client._models",
+    "CreateOptions": "imagegate_client._models",
     "Credits": "imagegate_client._models",
     "OutputFormat": "imagegate_client._models",
     "RenderingSpeed": "imagegate_client._models",
@@ -100,6 +102,7 @@ __all__ = [
     "AsyncClient",
     "AuthenticationError",
     "Client",
+    "CreateOptions",
     "Credits",
     "ImagegateError",
     "InsufficientCreditsError",

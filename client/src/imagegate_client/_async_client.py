@@ -8,7 +8,7 @@ import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 import httpx
 
@@ -22,14 +22,7 @@ from imagegate_client._base import (
     Poller,
 )
 from imagegate_client._exceptions import ImagegateError
-from imagegate_client._models import (
-    DEFAULT_MODEL,
-    Credits,
-    OutputFormat,
-    RenderingSpeed,
-    Size,
-    Task,
-)
+from imagegate_client._models import CreateOptions, Credits, Task
 
 T = TypeVar("T")
 
@@ -60,41 +53,22 @@ class AsyncClient(BaseClient):
         self,
         prompt: str,
         *,
-        size: Size | None = None,
-        rendering_speed: RenderingSpeed | None = None,
-        output_format: OutputFormat | None = None,
-        callback_url: str | None = None,
-        model: str = DEFAULT_MODEL,
         # Not asyncio.timeout(): at the deadline WaitTimeoutError keeps the task id and last state.
         timeout: float = DEFAULT_WAIT_TIMEOUT,  # noqa: ASYNC109
         on_poll: OnPoll | None = None,
+        **options: Unpack[CreateOptions],
     ) -> Task:
         """Create a task and wait for it (see Client.generate)."""
-        task_id = await self.create(
-            prompt, size=size, rendering_speed=rendering_speed, output_format=output_format,
-            callback_url=callback_url, model=model,
-        )  # fmt: skip
+        task_id = await self.create(prompt, **options)
         try:
             return _base.finished(await self.wait(task_id, timeout=timeout, on_poll=on_poll))
         except ImagegateError as error:
             error.add_note(f"task {task_id} was created; resume with wait({task_id!r})")
             raise
 
-    async def create(
-        self,
-        prompt: str,
-        *,
-        size: Size | None = None,
-        rendering_speed: RenderingSpeed | None = None,
-        output_format: OutputFormat | None = None,
-        callback_url: str | None = None,
-        model: str = DEFAULT_MODEL,
-    ) -> str:
+    async def create(self, prompt: str, **options: Unpack[CreateOptions]) -> str:
         """Create a generation task; returns its id. Never retried (see Client)."""
-        body = _base.create_body(
-            prompt, model=model, size=size, rendering_speed=rendering_speed,
-            output_format=output_format, callback_url=callback_url,
-        )  # fmt: skip
+        body = _base.create_body(prompt, options)
         response = await self._call("POST", "/v1/images/generations", json=body, retry=False)
         return _base.parse_created(response)
 

@@ -23,12 +23,11 @@ from imagegate_client._exceptions import (
     error_from_response,
 )
 from imagegate_client._models import (
+    DEFAULT_MODEL,
+    CreateOptions,
     CreateTaskRequest,
     Credits,
     GenerationInput,
-    OutputFormat,
-    RenderingSpeed,
-    Size,
     Task,
     TaskCreated,
 )
@@ -116,23 +115,18 @@ def checked(response: httpx.Response) -> httpx.Response:
     raise error_from_response(response)
 
 
-def create_body(
-    prompt: str,
-    *,
-    model: str,
-    size: Size | None,
-    rendering_speed: RenderingSpeed | None,
-    output_format: OutputFormat | None,
-    callback_url: str | None,
-) -> dict[str, Any]:
+def create_body(prompt: str, options: CreateOptions) -> dict[str, Any]:
     """The JSON body of a create call. Not validated here: the server is the judge of its own
     input (another server may offer other sizes), and answers 400 naming a bad field."""
     request = CreateTaskRequest.model_construct(
-        model=model,
+        model=options.get("model") or DEFAULT_MODEL,
         input=GenerationInput.model_construct(
-            prompt=prompt, size=size, rendering_speed=rendering_speed, output_format=output_format
+            prompt=prompt,
+            size=options.get("size"),
+            rendering_speed=options.get("rendering_speed"),
+            output_format=options.get("output_format"),
         ),
-        callback_url=callback_url,
+        callback_url=options.get("callback_url"),
     )
     return request.model_dump(exclude_none=True, warnings=False)
 

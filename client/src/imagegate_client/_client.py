@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 import httpx
 
@@ -22,14 +22,7 @@ from imagegate_client._base import (
     Poller,
 )
 from imagegate_client._exceptions import ImagegateError
-from imagegate_client._models import (
-    DEFAULT_MODEL,
-    Credits,
-    OutputFormat,
-    RenderingSpeed,
-    Size,
-    Task,
-)
+from imagegate_client._models import CreateOptions, Credits, Task
 
 T = TypeVar("T")
 
@@ -63,41 +56,23 @@ class Client(BaseClient):
         self,
         prompt: str,
         *,
-        size: Size | None = None,
-        rendering_speed: RenderingSpeed | None = None,
-        output_format: OutputFormat | None = None,
-        callback_url: str | None = None,
-        model: str = DEFAULT_MODEL,
         timeout: float = DEFAULT_WAIT_TIMEOUT,
         on_poll: OnPoll | None = None,
+        **options: Unpack[CreateOptions],
     ) -> Task:
         """Create a task and wait for it: the completed task, or TaskFailedError. Raises
         WaitTimeoutError (with the task id to resume from) after ``timeout`` seconds."""
-        task_id = self.create(
-            prompt, size=size, rendering_speed=rendering_speed, output_format=output_format,
-            callback_url=callback_url, model=model,
-        )  # fmt: skip
+        task_id = self.create(prompt, **options)
         try:
             return _base.finished(self.wait(task_id, timeout=timeout, on_poll=on_poll))
         except ImagegateError as error:
             error.add_note(f"task {task_id} was created; resume with wait({task_id!r})")
             raise
 
-    def create(
-        self,
-        prompt: str,
-        *,
-        size: Size | None = None,
-        rendering_speed: RenderingSpeed | None = None,
-        output_format: OutputFormat | None = None,
-        callback_url: str | None = None,
-        model: str = DEFAULT_MODEL,
-    ) -> str:
-        """Create a generation task (charged now, refunded if it fails); returns its id."""
-        body = _base.create_body(
-            prompt, model=model, size=size, rendering_speed=rendering_speed,
-            output_format=output_format, callback_url=callback_url,
-        )  # fmt: skip
+    def create(self, prompt: str, **options: Unpack[CreateOptions]) -> str:
+        """Create a generation task (charged now, refunded if it fails); returns its id.
+        ``options``: size, rendering_speed, output_format, callback_url, model (CreateOptions)."""
+        body = _base.create_body(prompt, options)
         response = self._call("POST", "/v1/images/generations", json=body, retry=False)
         return _base.parse_created(response)
 

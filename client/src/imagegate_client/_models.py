@@ -3,7 +3,7 @@ fields does not break the SDK; tests compare these models with imagegate's /open
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -91,3 +91,14 @@ class CreateTaskRequest(_Model):
     model: str
     input: GenerationInput
     callback_url: str | None = None
+
+
+class CreateOptions(TypedDict, total=False):
+    """The optional arguments of create() and generate(); None or absent means the server's
+    default (1:1, BALANCED, jpeg, no callback, ideogram-v4)."""
+
+    size: Size | None
+    rendering_speed: RenderingSpeed | None
+    output_format: OutputFormat | None
+    callback_url: str | None
+    model: str

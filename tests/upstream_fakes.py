@@ -5,6 +5,7 @@ script runs out) and serves the images it made at /files/<name>, as the real ups
 their ephemeral image URLs. Scripted answers:
 
 ok          an image (a PNG of the requested resolution)
+minimal     (Ideogram) an image, in a response with nothing but data[].url
 safety      a content rejection (Ideogram: 422; Replicate: a failed "NSFW" prediction)
 unsafe      (Ideogram) 200 with is_image_safe false and no URL
 429:N       429 Too Many Requests with Retry-After: N
@@ -156,6 +157,8 @@ class FakeIdeogram(Fake):
         if answer == "unsafe":
             item = {"is_image_safe": False, "url": None, "seed": 1, "resolution": resolution}
             return JSONResponse({"created": "2026-11-24T00:00:00+00:00", "data": [item]})
+        if answer == "minimal":
+            return JSONResponse({"data": [{"url": self.image_url(answer, resolution)}]})
         if answer == "hold":
             self.in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)

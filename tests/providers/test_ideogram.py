@@ -154,8 +154,11 @@ async def test_an_image_over_the_byte_cap_is_refused(settings: Settings) -> None
             assert task["error"]["message"] == BAD_IMAGE
 
 
-async def test_a_malformed_answer_then_a_good_one_completes(settings: Settings) -> None:
-    async with running(FakeIdeogram(["malformed"])) as fake:
+@pytest.mark.parametrize("script", [["malformed"], ["minimal"]])
+async def test_a_malformed_answer_is_retried_and_a_minimal_one_is_enough(
+    settings: Settings, script: list[str]
+) -> None:
+    async with running(FakeIdeogram(script)) as fake:
         async with server_for(upstream_settings(settings, ideogram=fake), fake) as server:
             account = await server.account()
 

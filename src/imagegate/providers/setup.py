@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import httpx
 
@@ -19,6 +20,7 @@ from imagegate.providers.routing import ProviderRouter, RetryPolicy, Route
 from imagegate.providers.simulator import SimulatorProvider
 
 PROVIDER_NAMES = ("simulator", "ideogram", "replicate")
+log = logging.getLogger(__name__)
 
 
 def upstream_client(settings: Settings) -> httpx.AsyncClient:
@@ -70,13 +72,20 @@ def default_route(settings: Settings) -> list[str]:
 def _routes(settings: Settings, clock: Clock, http: httpx.AsyncClient) -> dict[str, list[Route]]:
     built = {name: _route(name, settings, clock, http) for name in PROVIDER_NAMES}
     default = default_route(settings)
-    return {
+    routes = {
         model: [
             built.get(name) or Route(name, None, f"unknown provider {name!r}")
             for name in settings.routes.get(model, default)
         ]
         for model in MODELS
     }
+    for model in set(settings.routes) - set(MODELS):
+        log.warning("IMAGEGATE_ROUTES names %r, which is not a catalogue model", model)
+    for model, route in routes.items():
+        problems = [r.problem for r in route if r.problem] or ([] if route else ["empty route"])
+        for problem in problems:
+            log.warning("model %s: a provider is unusable: %s", model, problem)
+    return routes
 
 
 def _route(name: str, settings: Settings, clock: Clock, http: httpx.AsyncClient) -> Route:

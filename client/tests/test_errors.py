@@ -152,6 +152,14 @@ def test_an_error_body_that_is_not_the_envelope() -> None:
     assert str(raised.value) == "HTTP 502: <html><body>Bad Gateway</body></html>"
 
 
+def test_a_success_the_sdk_cannot_read() -> None:
+    replies = [Reply(200, b"<html>welcome to the proxy</html>"), Reply(200, b'{"id": "t1"}')]
+    with WireServer(replies) as wire, Client(base_url=wire.base_url, api_key="sk-x") as client:
+        for _ in replies:
+            with pytest.raises(ImagegateError, match="unreadable response from http://127"):
+                client.get("t1")
+
+
 def test_no_server_is_a_connection_error() -> None:
     with Client(base_url=f"http://127.0.0.1:{free_port()}", api_key="sk-x") as client:
         with pytest.raises(APIConnectionError) as raised:

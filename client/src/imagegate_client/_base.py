@@ -9,10 +9,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import httpx
+from pydantic import BaseModel
 
 from imagegate_client._exceptions import (
     APIConnectionError,
@@ -30,6 +31,7 @@ from imagegate_client._models import (
     GenerationInput,
     Task,
     TaskCreated,
+    WebhookSecret,
 )
 from imagegate_client._version import __version__
 
@@ -42,6 +44,8 @@ DEFAULT_MAX_RETRIES = 2
 MAX_RETRY_AFTER = 30.0
 _BACKOFF_BASE, _BACKOFF_CAP = 0.5, 8.0
 _POLL_FIRST, _POLL_FACTOR, _POLL_CAP = 0.5, 1.5, 5.0
+
+M = TypeVar("M", bound=BaseModel)
 
 #: Called with each task state that wait() sees; generate() and wait() accept one.
 OnPoll = Callable[[Task], None]
@@ -137,31 +141,33 @@ def task_path(task_id: str) -> str:
     return f"/v1/tasks/{quote(task_id, safe='')}"
 
 
-def _data(response: httpx.Response) -> Any:
-    """The body, unwrapped from the success envelope {"code", "msg", "data"} when it has one."""
-    body = response.json()
-    if isinstance(body, dict) and "data" in body and "msg" in body:
-        return body["data"]
-    return body
+def _parsed(model: type[M], response: httpx.Response) -> M:
+    """The body as ``model``, unwrapped from the success envelope {"code", "msg", "data"} when
+    it has one; a body the SDK cannot read (a proxy's page, say) is an ImagegateError."""
+    try:
+        body = response.json()
+        if isinstance(body, dict) and "data" in body and "msg" in body:
+            body = body["data"]
+        return model.model_validate(body)
+    except ValueError as exc:  # not JSON, or not the model (pydantic's errors are ValueErrors)
+        summary = str(exc).splitlines()[0]
+        raise ImagegateError(f"unreadable response from {response.url}: {summary}") from exc
 
 
 def parse_created(response: httpx.Response) -> str:
-    return TaskCreated.model_validate(_data(response)).task_id
+    return _parsed(TaskCreated, response).task_id
 
 
 def parse_task(response: httpx.Response) -> Task:
-    return Task.model_validate(_data(response))
+    return _parsed(Task, response)
 
 
 def parse_credits(response: httpx.Response) -> Credits:
-    return Credits.model_validate(_data(response))
+    return _parsed(Credits, response)
 
 
 def parse_secret(response: httpx.Response) -> str:
-    secret = _data(response).get("secret")
-    if not isinstance(secret, str):
-        raise ImagegateError("the server's webhook secret response has no 'secret'")
-    return secret
+    return _parsed(WebhookSecret, response).secret
 
 
 def finished(task: Task) -> Task:

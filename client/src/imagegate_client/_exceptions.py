@@ -20,8 +20,9 @@ ImagegateError
 ├── WaitTimeoutError            wait(): still running at the deadline (.task_id .task)
 └── WebhookVerificationError    verify_callback(): not a genuine, fresh callback
 
-An error response with a code the SDK does not know becomes the class of its status (a 404 with an
-unknown code is a NotFoundError, any 5xx an InternalServerError), else APIError itself.
+ImagegateError itself is raised for a client without an API key, and for a response body the SDK
+cannot read. An error response with a code the SDK does not know becomes the class of its status
+(a 404 with an unknown code is a NotFoundError, any 5xx an InternalServerError), else APIError.
 """
 
 from __future__ import annotations

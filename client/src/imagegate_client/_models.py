@@ -75,6 +75,12 @@ class TaskCreated(_Model):
     task_id: str = Field(alias="taskId")
 
 
+class WebhookSecret(_Model):
+    """The data of GET /v1/webhooks/secret (imagegate's own endpoint)."""
+
+    secret: str
+
+
 class GenerationInput(_Model):
     """The ``input`` of a create request; None leaves a field to the server's default
     (1:1, BALANCED, jpeg)."""

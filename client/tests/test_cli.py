@@ -115,7 +115,7 @@ def test_no_server_and_no_key() -> None:
     assert run.returncode == 5
     no_key = {k: v for k, v in unreachable.items() if k != "IMAGEGATE_API_KEY"}
     run = run_piped("credits", env=no_key)
-    assert run.stderr == "error: no API key: pass api_key= or set IMAGEGATE_API_KEY\n"
+    assert run.stderr == "error: no API key: pass --api-key or set IMAGEGATE_API_KEY\n"
     assert run.returncode == 2
 
 

@@ -38,7 +38,8 @@ SIZES = ("1:1", "3:4", "9:16", "4:3", "16:9")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``imagegate ARGS``; returns the exit code."""
+    """Run ``imagegate ARGS`` (default: sys.argv); returns the exit code. A server command
+    reads sys.argv itself and exits with its own code."""
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] in CLIENT_COMMANDS:
         return _run(parser().parse_args(args))
@@ -103,8 +104,8 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         client = _client(args)
-    except ImagegateError as error:  # no API key: a usage error, not an answer of the API
-        print(f"error: {error}", file=sys.stderr)
+    except ImagegateError:  # no API key: a usage error, not an answer of the API
+        print("error: no API key: pass --api-key or set IMAGEGATE_API_KEY", file=sys.stderr)
         return 2
     command = {"generate": _generate, "credits": _credits, "task": _task}[args.command]
     try:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from harness import free_port
+from imagegate.config import Settings
 from imagegate.keys.policy import PolicyChange
 from imagegate_client import (
     APIConnectionError,
@@ -28,7 +29,7 @@ from imagegate_client import (
     TaskNotFoundError,
     UpstreamError,
 )
-from sdk_support import TASK, Live, Reply, WireServer, error_reply
+from sdk_support import TASK, Live, Reply, WireServer, error_reply, live_server
 
 
 def expect(error: type[APIError], status: int, code: str, kind: str, call: Any) -> APIError:
@@ -110,8 +111,20 @@ def test_spend_limit(live: Live) -> None:
         )  # fmt: skip
 
 
-# imagegate answers 500 internal_error only on a bug, and 503 upstream_error when no provider can
-# take work (with the providers work); a scripted server with the same wire format stands in.
+def test_upstream_unavailable_at_creation(settings: Settings) -> None:
+    # Ideogram is the only route and has no key: no provider can take the task.
+    no_provider = settings.model_copy(update={"routes": {"ideogram-v4": ["ideogram"]}})
+    with live_server(no_provider) as live, sdk(live) as client:
+        error = expect(
+            UpstreamError, 503, "upstream_error", "upstream_error",
+            lambda: client.generate("a cat"),
+        )  # fmt: skip
+        assert "nothing was charged" in error.message
+        assert client.credits().credits == 1000
+
+
+# imagegate answers 500 internal_error only on a bug; a scripted server with the same wire format
+# stands in for it, and for codes and statuses imagegate never sends.
 @pytest.mark.parametrize(
     ("reply", "error", "code"),
     [

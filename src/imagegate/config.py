@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     public_url: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
+    # One log line per request from `imagegate serve` (uvicorn's access log).
+    access_log: bool = True
     # HMAC key for API-key hashes; empty means a random secret kept in data_dir/secret.key.
     secret_key: str = ""
 

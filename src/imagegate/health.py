@@ -11,17 +11,18 @@ from sqlalchemy import text
 
 from imagegate.db.migrate import is_current
 from imagegate.errors import UpstreamUnavailable
+from imagegate.http_routes import get_and_head
 from imagegate.keys.auth import ServicesDep
 
 router = APIRouter(include_in_schema=False)
 
 
-@router.api_route("/healthz", methods=["GET", "HEAD"])
+@get_and_head(router, "/healthz")
 async def healthz() -> dict[str, Any]:
     return {"status": "ok"}
 
 
-@router.api_route("/readyz", methods=["GET", "HEAD"])
+@get_and_head(router, "/readyz")
 async def readyz(services: ServicesDep) -> dict[str, Any]:
     checks: dict[str, str] = {}
     try:

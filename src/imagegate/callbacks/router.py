@@ -9,13 +9,14 @@ from fastapi import APIRouter
 from imagegate.callbacks import service
 from imagegate.db.models import Callback
 from imagegate.envelope import success
+from imagegate.http_routes import get_and_head
 from imagegate.keys.auth import Caller, ServicesDep
 from imagegate.tasks.service import get_task
 
 router = APIRouter()
 
 
-@router.api_route("/v1/webhooks/secret", methods=["GET", "HEAD"])
+@get_and_head(router, "/v1/webhooks/secret")
 async def get_webhook_secret(caller: Caller, services: ServicesDep) -> dict[str, Any]:
     """The secret that signs this account's callbacks (Standard Webhooks, ``whsec_...``)."""
     async with services.db.transaction() as session:
@@ -23,7 +24,7 @@ async def get_webhook_secret(caller: Caller, services: ServicesDep) -> dict[str,
     return success({"secret": secret})
 
 
-@router.api_route("/v1/tasks/{taskId}/callbacks", methods=["GET", "HEAD"])
+@get_and_head(router, "/v1/tasks/{taskId}/callbacks")
 async def get_task_callbacks(
     taskId: str,  # noqa: N803 - the reference's name
     caller: Caller,

@@ -56,6 +56,7 @@ def serve(
         host=settings.host,
         port=settings.port,
         log_level="info",
+        access_log=settings.access_log,
         **SERVER_OPTIONS,
     )
 

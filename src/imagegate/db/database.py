@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from imagegate.db.engine import is_sqlite, make_engine, make_sessionmaker
+from imagegate.db.engine import WRITE, is_sqlite, make_engine, make_sessionmaker
 
 AFTER_COMMIT = "after_commit"
 
@@ -19,6 +20,10 @@ class Database:
         self.engine = make_engine(url, **pool)
         self.sessions = make_sessionmaker(self.engine)
         self.is_sqlite = is_sqlite(url)
+        # SQLite runs one writer at a time and makes the others poll with growing sleeps
+        # (busy_timeout): under load most of a request's time went to those sleeps. Queuing
+        # this process's writers here hands the lock over at once, in arrival order.
+        self._writers = asyncio.Lock() if self.is_sqlite else None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -26,11 +31,15 @@ class Database:
 
         Callbacks a service put in ``session.info["after_commit"]`` run after the commit.
         """
-        async with self.sessions() as session:
+        async with AsyncExitStack() as stack:
+            if self._writers is not None:
+                await stack.enter_async_context(self._writers)
+            session = await stack.enter_async_context(self.sessions())
             async with session.begin():
+                await session.connection(execution_options=WRITE)  # BEGIN IMMEDIATE on SQLite
                 yield session
-            for hook in session.info.pop(AFTER_COMMIT, []):
-                hook()
+        for hook in session.info.pop(AFTER_COMMIT, []):
+            hook()
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -32,10 +32,15 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return engine
 
 
+WRITE = {"sqlite_write": True}  # execution options of a connection that will write
+
+
 def _serialize_sqlite_writers(engine: AsyncEngine) -> None:
     # pysqlite opens transactions lazily and DEFERRED, so a read-then-write transaction can fail
     # with SQLITE_BUSY instead of waiting. BEGIN IMMEDIATE takes the write lock up front and lets
-    # busy_timeout queue writers (other processes too, such as the admin CLI).
+    # busy_timeout queue writers (other processes too, such as the admin CLI). Only writing
+    # transactions take it: WAL lets readers run beside the writer, and a read-only session
+    # under BEGIN IMMEDIATE (as every GET once was) queued behind every write.
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
@@ -48,7 +53,8 @@ def _serialize_sqlite_writers(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        writes = connection.get_execution_options().get("sqlite_write", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -11,6 +11,7 @@ from imagegate.callbacks.ssrf import Unresolvable, UnsafeDestination, resolve
 from imagegate.catalog import find_model
 from imagegate.envelope import success
 from imagegate.errors import InvalidRequest, UpstreamUnavailable
+from imagegate.http_routes import get_and_head
 from imagegate.keys.auth import Caller, ServicesDep
 from imagegate.tasks import service
 from imagegate.tasks.presenter import render_json, task_object
@@ -57,9 +58,9 @@ async def create_generation(request: Request, caller: Caller, services: Services
     return JSONResponse(success({"taskId": task.id}))
 
 
-@router.api_route(
+@get_and_head(
+    router,
     "/v1/tasks/{taskId}",
-    methods=["GET", "HEAD"],
     response_model=TaskObject,
     response_model_exclude_none=True,
 )

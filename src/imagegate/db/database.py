@@ -8,7 +8,13 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from imagegate.db.engine import WRITE, is_sqlite, make_engine, make_sessionmaker
+from imagegate.db.engine import (
+    WRITE,
+    is_sqlite,
+    make_engine,
+    make_read_sessionmaker,
+    make_sessionmaker,
+)
 
 AFTER_COMMIT = "after_commit"
 
@@ -18,7 +24,9 @@ class Database:
         self.url = url
         pool = {} if is_sqlite(url) else {"pool_size": pool_size, "max_overflow": pool_overflow}
         self.engine = make_engine(url, **pool)
-        self.sessions = make_sessionmaker(self.engine)
+        # Read-only work: each statement sees the latest commit. Writes use transaction().
+        self.sessions = make_read_sessionmaker(self.engine)
+        self._write_sessions = make_sessionmaker(self.engine)
         self.is_sqlite = is_sqlite(url)
         # SQLite runs one writer at a time and makes the others poll with growing sleeps
         # (busy_timeout): under load most of a request's time went to those sleeps. Queuing
@@ -34,7 +42,7 @@ class Database:
         async with AsyncExitStack() as stack:
             if self._writers is not None:
                 await stack.enter_async_context(self._writers)
-            session = await stack.enter_async_context(self.sessions())
+            session = await stack.enter_async_context(self._write_sessions())
             async with session.begin():
                 await session.connection(execution_options=WRITE)  # BEGIN IMMEDIATE on SQLite
                 yield session

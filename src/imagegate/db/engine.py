@@ -53,9 +53,18 @@ def _serialize_sqlite_writers(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        writes = connection.get_execution_options().get("sqlite_write", False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
+        if connection.get_execution_options().get("sqlite_write", False):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Reads run without BEGIN: each statement sees the latest commit (autocommit).
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def make_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for reading: autocommit, so a lookup is one round trip, not BEGIN + query +
+    ROLLBACK (SQLite reads already skip BEGIN, see above)."""
+    if engine.dialect.name == "sqlite":
+        return make_sessionmaker(engine)
+    return make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))

@@ -12,7 +12,9 @@ from imagegate.keys.service import Principal, authenticate
 from imagegate.services import Services
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # async, though it awaits nothing: FastAPI runs a plain def dependency in a worker thread,
+    # and that hand-off cost more than the rest of a GET /v1/tasks/{id} together.
     services: Services = request.app.state.services
     return services
 

@@ -287,7 +287,7 @@ def _encode(image: Image.Image, output_format: str) -> bytes:
 
 
 class SimulatorProvider:
-    """A Provider that renders images locally after a configurable, speed-dependent delay."""
+    """A Provider that renders images locally, taking a configurable, speed-dependent time."""
 
     name = "simulator"
 
@@ -297,11 +297,13 @@ class SimulatorProvider:
     async def generate(self, request: GenerationRequest) -> list[GeneratedImage]:
         """One simulated image for ``request``, or ProviderError when the prompt asks for it."""
         delay = self._delay_for(request.rendering_speed)
-        if delay > 0:
-            await asyncio.sleep(delay)
         if SIMULATE_UPSTREAM_ERROR in request.prompt:
+            await asyncio.sleep(delay)
             raise ProviderError("Image generation failed", code="upstream_error", retryable=False)
-        data = await asyncio.to_thread(
+        # The picture is drawn during the delay, not after it: a generation takes D seconds in
+        # all, as an upstream's would, and none of the gateway's measured overhead is drawing.
+        rendering = asyncio.to_thread(
             render_image, request.prompt, request.width, request.height, request.output_format
         )
+        data, _ = await asyncio.gather(rendering, asyncio.sleep(delay))
         return [GeneratedImage(data, request.output_format)]

@@ -22,6 +22,7 @@ class ManualClock(Clock):
 
     def __init__(self) -> None:
         self.offset = 0.0
+        self.sleeping_until: list[float] = []  # deadlines of the sleep() calls under way
 
     def now(self) -> float:
         return time.time() + self.offset
@@ -32,6 +33,10 @@ class ManualClock(Clock):
     async def sleep(self, seconds: float) -> None:
         """Ends when real time or an advance() has moved now() past the deadline."""
         deadline = self.now() + seconds
-        # Polling, not an Event: advance() is called from sync test code, outside any loop.
-        while (remaining := deadline - self.now()) > 0:  # noqa: ASYNC110
-            await asyncio.sleep(min(remaining, _MANUAL_TICK))
+        self.sleeping_until.append(deadline)
+        try:
+            # Polling, not an Event: advance() is called from sync test code, outside any loop.
+            while (remaining := deadline - self.now()) > 0:  # noqa: ASYNC110
+                await asyncio.sleep(min(remaining, _MANUAL_TICK))
+        finally:
+            self.sleeping_until.remove(deadline)

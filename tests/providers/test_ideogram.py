@@ -96,6 +96,8 @@ async def test_429_is_retried_after_the_retry_after_it_names(settings: Settings)
             task_id = response.json()["data"]["taskId"]
 
             await wait_for(lambda: _calls(fake, 1))
+            [wake_at] = await wait_for(lambda: _sleeping(server))
+            assert wake_at - fake.calls[0].at >= 30, "the retry does not wait for Retry-After"
             server.clock.advance(30)
             task = await server.wait_final(account, task_id)
 
@@ -188,3 +190,8 @@ async def test_a_wrong_key_fails_without_showing_any_key(
 
 async def _calls(fake: FakeIdeogram, n: int) -> bool:
     return len(fake.calls) >= n
+
+
+async def _sleeping(server: Server) -> list[float]:
+    """The deadlines the server's code is sleeping until (its retry's wait)."""
+    return list(server.clock.sleeping_until)

@@ -110,6 +110,8 @@ async def test_429_is_retried_after_the_retry_after_it_names(settings: Settings)
             task_id = (await server.create(account)).json()["data"]["taskId"]
 
             await wait_for(lambda: _count(fake, 1))
+            [wake_at] = await wait_for(lambda: _sleeping(server))
+            assert wake_at - fake.calls[0].at >= 20, "the retry does not wait for Retry-After"
             server.clock.advance(20)
             task = await server.wait_final(account, task_id)
 
@@ -190,3 +192,8 @@ async def test_the_token_is_never_sent_to_a_poll_url_on_another_host(
 
 async def _count(fake: FakeReplicate, n: int) -> bool:
     return len(fake.calls) >= n
+
+
+async def _sleeping(server: Server) -> list[float]:
+    """The deadlines the server's code is sleeping until (its retry's wait)."""
+    return list(server.clock.sleeping_until)

@@ -19,9 +19,9 @@ import httpx
 from procs import backend, free_port, imagegate, provision, spawned, wait_http
 
 DELAY = 0.5  # D, seconds
-TASKS = 200
-RATE = 4.0  # tasks created per second: ~2 in flight, so polling load stays light
-POLL = 0.005
+TASKS = 150
+RATE = 2.0  # tasks created per second: ~1 in flight, so polling load stays light
+POLL = 0.01
 
 
 class Receiver:

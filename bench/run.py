@@ -120,7 +120,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--inflight", default="1000,5000")
-    parser.add_argument("--e2e-tasks", type=int, default=200)
+    parser.add_argument("--e2e-tasks", type=int, default=150)
     args = parser.parse_args()
     only, backends = args.only.split(","), args.backends.split(",")
     print(f"<!-- {time.strftime('%Y-%m-%d %H:%M')} {' '.join(sys.argv)} -->")

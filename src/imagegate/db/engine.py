@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from imagegate.db import sqlite_inline
+
 
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
@@ -27,7 +29,9 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if not is_sqlite(url):
         kwargs.setdefault("pool_pre_ping", True)
         return create_async_engine(url, **kwargs)
-    engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+    engine = create_async_engine(
+        url, module=sqlite_inline.dbapi(), connect_args={"timeout": 30}, **kwargs
+    )
     _serialize_sqlite_writers(engine)
     return engine
 

@@ -137,6 +137,12 @@ class Server:
         }
         return await self.http.post("/v1/images/generations", json=body, headers=account.headers)
 
+    async def run(self, account: Account, **input_fields: Any) -> dict[str, Any]:
+        """Create a task (must be accepted) and wait for it to be final."""
+        response = await self.create(account, **input_fields)
+        assert response.status_code == 200, response.text
+        return await self.wait_final(account, response.json()["data"]["taskId"])
+
     async def task(self, account: Account, task_id: str) -> dict[str, Any]:
         response = await self.http.get(f"/v1/tasks/{task_id}", headers=account.headers)
         assert response.status_code == 200, response.text

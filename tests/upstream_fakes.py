@@ -328,3 +328,12 @@ async def server_for(settings: Settings, *fakes: Fake) -> AsyncIterator[Server]:
         for fake in fakes:
             fake.clock = server.clock
         yield server
+
+
+async def calls_at_least(fake: Fake, n: int) -> bool:
+    return len(fake.calls) >= n
+
+
+async def sleeping_until(server: Server) -> list[float]:
+    """The deadlines the server's code is sleeping until (a retry's wait)."""
+    return list(server.clock.sleeping_until)

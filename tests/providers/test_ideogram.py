@@ -9,18 +9,20 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from harness import Account, Server, wait_for
+from harness import Server, wait_for
 from imagegate.config import Settings
 from imagegate.providers.base import BAD_IMAGE, SAFETY_REJECTED, UNAVAILABLE
-from upstream_fakes import IDEOGRAM_KEY, FakeIdeogram, running, server_for, upstream_settings
+from upstream_fakes import (
+    IDEOGRAM_KEY,
+    FakeIdeogram,
+    calls_at_least,
+    running,
+    server_for,
+    sleeping_until,
+    upstream_settings,
+)
 
 POSTER = 'A retro concert poster with bold headline text "SUMMER NIGHTS"'
-
-
-async def run_task(server: Server, account: Account, **fields: Any) -> dict[str, Any]:
-    response = await server.create(account, **fields)
-    assert response.status_code == 200, response.text
-    return await server.wait_final(account, response.json()["data"]["taskId"])
 
 
 async def fetch_image(server: Server, task: dict[str, Any]) -> Image.Image:
@@ -39,7 +41,7 @@ async def test_a_task_is_generated_by_ideogram_and_rehosted_as_jpeg(
         async with server_for(upstream_settings(settings, ideogram=fake), fake) as server:
             account = await server.account(credits=100)
 
-            task = await run_task(server, account, prompt=POSTER, size="16:9")
+            task = await server.run(account, prompt=POSTER, size="16:9")
 
             assert task["status"] == "completed", task
             assert task["output"]["metadata"] == {"model": "ideogram-ai/ideogram-v4"}
@@ -63,8 +65,8 @@ async def test_png_requested_is_delivered_as_the_upstream_png(settings: Settings
         async with server_for(upstream_settings(settings, ideogram=fake), fake) as server:
             account = await server.account()
 
-            task = await run_task(
-                server, account, size="3:4", rendering_speed="TURBO", output_format="png"
+            task = await server.run(
+                account, size="3:4", rendering_speed="TURBO", output_format="png"
             )
 
             image = await fetch_image(server, task)
@@ -80,7 +82,7 @@ async def test_a_safety_rejection_fails_the_task_at_once_and_refunds(
         async with server_for(upstream_settings(settings, ideogram=fake), fake) as server:
             account = await server.account(credits=100)
 
-            task = await run_task(server, account, prompt="something prohibited")
+            task = await server.run(account, prompt="something prohibited")
 
             assert task["status"] == "failed"
             assert task["error"] == {"code": "upstream_error", "message": SAFETY_REJECTED}
@@ -95,8 +97,8 @@ async def test_429_is_retried_after_the_retry_after_it_names(settings: Settings)
             response = await server.create(account)
             task_id = response.json()["data"]["taskId"]
 
-            await wait_for(lambda: _calls(fake, 1))
-            [wake_at] = await wait_for(lambda: _sleeping(server))
+            await wait_for(lambda: calls_at_least(fake, 1))
+            [wake_at] = await wait_for(lambda: sleeping_until(server))
             assert wake_at - fake.calls[0].at >= 30, "the retry does not wait for Retry-After"
             server.clock.advance(30)
             task = await server.wait_final(account, task_id)
@@ -111,7 +113,7 @@ async def test_server_errors_are_retried_until_one_succeeds(settings: Settings) 
         async with server_for(upstream_settings(settings, ideogram=fake), fake) as server:
             account = await server.account()
 
-            task = await run_task(server, account)
+            task = await server.run(account)
 
             assert task["status"] == "completed"
             assert len(fake.calls) == 3
@@ -136,7 +138,7 @@ async def test_failures_end_as_a_failed_task_with_a_refund(
         ) as server:
             account = await server.account(credits=100)
 
-            task = await run_task(server, account, size="1:1")
+            task = await server.run(account, size="1:1")
 
             assert task["status"] == "failed"
             assert task["error"] == {"code": "upstream_error", "message": message}
@@ -151,7 +153,7 @@ async def test_an_image_over_the_byte_cap_is_refused(settings: Settings) -> None
         async with server_for(capped, fake) as server:
             account = await server.account()
 
-            task = await run_task(server, account)
+            task = await server.run(account)
 
             assert task["error"]["message"] == BAD_IMAGE
 
@@ -164,7 +166,7 @@ async def test_a_malformed_answer_is_retried_and_a_minimal_one_is_enough(
         async with server_for(upstream_settings(settings, ideogram=fake), fake) as server:
             account = await server.account()
 
-            task = await run_task(server, account)
+            task = await server.run(account)
 
             assert task["status"] == "completed"
 
@@ -179,19 +181,10 @@ async def test_a_wrong_key_fails_without_showing_any_key(
         async with server_for(wrong, fake) as server:
             account = await server.account(credits=100)
 
-            task = await run_task(server, account)
+            task = await server.run(account)
 
             assert task["error"] == {"code": "upstream_error", "message": UNAVAILABLE}
             assert len(fake.calls) == 1, "bad credentials are not retried"
             assert await server.ledger(account) == (100, 100)
     assert "ideo-wrong-key-000" not in caplog.text
     assert "ideo-wrong-key-000" not in str(task)
-
-
-async def _calls(fake: FakeIdeogram, n: int) -> bool:
-    return len(fake.calls) >= n
-
-
-async def _sleeping(server: Server) -> list[float]:
-    """The deadlines the server's code is sleeping until (its retry's wait)."""
-    return list(server.clock.sleeping_until)

@@ -9,23 +9,19 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from harness import Account, Server, wait_for
+from harness import wait_for
 from imagegate.config import Settings
 from imagegate.providers.base import BAD_IMAGE, SAFETY_REJECTED, UNAVAILABLE
 from receiver import running_receiver
 from upstream_fakes import (
     REPLICATE_TOKEN,
     FakeReplicate,
+    calls_at_least,
     running,
     server_for,
+    sleeping_until,
     upstream_settings,
 )
-
-
-async def run_task(server: Server, account: Account, **fields: Any) -> dict[str, Any]:
-    response = await server.create(account, **fields)
-    assert response.status_code == 200, response.text
-    return await server.wait_final(account, response.json()["data"]["taskId"])
 
 
 def creates(fake: FakeReplicate) -> list[Any]:
@@ -40,7 +36,7 @@ async def test_a_task_is_generated_by_replicate_and_rehosted_as_jpeg(
         async with server_for(upstream_settings(settings, replicate=fake), fake) as server:
             account = await server.account(credits=100)
 
-            task = await run_task(server, account, prompt="A neon sign", size="9:16")
+            task = await server.run(account, prompt="A neon sign", size="9:16")
 
             assert task["status"] == "completed", task
             assert task["output"]["metadata"] == {"model": "ideogram-ai/ideogram-v4"}
@@ -68,7 +64,7 @@ async def test_a_slow_prediction_is_polled_until_it_succeeds(settings: Settings)
         async with server_for(upstream_settings(settings, replicate=fake), fake) as server:
             account = await server.account()
 
-            task = await run_task(server, account, output_format="png")
+            task = await server.run(account, output_format="png")
 
             assert task["status"] == "completed"
             polls = [call for call in fake.calls if "/v1/predictions/" in call.path]
@@ -84,7 +80,7 @@ async def test_a_model_per_speed_is_addressed_by_its_slug(settings: Settings) ->
         async with server_for(configured, fake) as server:
             account = await server.account()
 
-            await run_task(server, account, rendering_speed="QUALITY")
+            await server.run(account, rendering_speed="QUALITY")
 
             [call] = fake.calls
             assert call.path == "/v1/models/ideogram-ai/ideogram-v4-quality/predictions"
@@ -96,7 +92,7 @@ async def test_a_content_filter_failure_fails_the_task_at_once(settings: Setting
         async with server_for(upstream_settings(settings, replicate=fake), fake) as server:
             account = await server.account(credits=100)
 
-            task = await run_task(server, account)
+            task = await server.run(account)
 
             assert task["error"] == {"code": "upstream_error", "message": SAFETY_REJECTED}
             assert len(creates(fake)) == 1
@@ -109,8 +105,8 @@ async def test_429_is_retried_after_the_retry_after_it_names(settings: Settings)
             account = await server.account()
             task_id = (await server.create(account)).json()["data"]["taskId"]
 
-            await wait_for(lambda: _count(fake, 1))
-            [wake_at] = await wait_for(lambda: _sleeping(server))
+            await wait_for(lambda: calls_at_least(fake, 1))
+            [wake_at] = await wait_for(lambda: sleeping_until(server))
             assert wake_at - fake.calls[0].at >= 20, "the retry does not wait for Retry-After"
             server.clock.advance(20)
             task = await server.wait_final(account, task_id)
@@ -128,7 +124,7 @@ async def test_transient_failures_are_retried_until_one_succeeds(
         async with server_for(upstream_settings(settings, replicate=fake), fake) as server:
             account = await server.account()
 
-            task = await run_task(server, account)
+            task = await server.run(account)
 
             assert task["status"] == "completed"
             assert len(creates(fake)) == len(script) + 1
@@ -145,7 +141,7 @@ async def test_a_prediction_past_the_deadline_is_canceled_and_the_task_fails(
             account = await server.account(credits=100)
             task_id = (await server.create(account)).json()["data"]["taskId"]
 
-            await wait_for(lambda: _count(fake, 3))  # created, then polled
+            await wait_for(lambda: calls_at_least(fake, 3))  # created, then polled
             server.clock.advance(301)
             task = await server.wait_final(account, task_id)
 
@@ -168,7 +164,7 @@ async def test_failures_end_as_a_failed_task_with_a_refund(
         ) as server:
             account = await server.account(credits=100)
 
-            task = await run_task(server, account, size="1:1")
+            task = await server.run(account, size="1:1")
 
             assert task["error"] == {"code": "upstream_error", "message": message}
             assert len(creates(fake)) == calls
@@ -183,17 +179,8 @@ async def test_the_token_is_never_sent_to_a_poll_url_on_another_host(
         async with server_for(upstream_settings(settings, replicate=fake), fake) as server:
             account = await server.account()
 
-            task = await run_task(server, account)
+            task = await server.run(account)
 
             assert task["status"] == "completed"
             assert elsewhere.received == []
             assert any(c.path.startswith("/v1/predictions/") for c in fake.calls)
-
-
-async def _count(fake: FakeReplicate, n: int) -> bool:
-    return len(fake.calls) >= n
-
-
-async def _sleeping(server: Server) -> list[float]:
-    """The deadlines the server's code is sleeping until (its retry's wait)."""
-    return list(server.clock.sleeping_until)

@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
-from harness import Account, Server, wait_for
+from harness import wait_for
 from imagegate.config import Settings
 from imagegate.providers.base import SAFETY_REJECTED
 from imagegate.providers.setup import default_route
 from upstream_fakes import FakeIdeogram, FakeReplicate, running, server_for, upstream_settings
 
 BOTH = {"ideogram-v4": ["ideogram", "replicate"]}
-
-
-async def run_task(server: Server, account: Account, **fields: Any) -> dict[str, Any]:
-    response = await server.create(account, **fields)
-    assert response.status_code == 200, response.text
-    return await server.wait_final(account, response.json()["data"]["taskId"])
 
 
 async def test_a_failing_provider_fails_over_to_the_next(settings: Settings) -> None:
@@ -31,7 +25,7 @@ async def test_a_failing_provider_fails_over_to_the_next(settings: Settings) -> 
         async with server_for(configured, ideogram, replicate) as server:
             account = await server.account(credits=100)
 
-            task = await run_task(server, account)
+            task = await server.run(account)
 
             assert task["status"] == "completed"
             assert len(ideogram.calls) == 3, "1 attempt + 2 retries before failing over"
@@ -44,7 +38,7 @@ async def test_a_content_rejection_does_not_fail_over(settings: Settings) -> Non
         async with server_for(upstream_settings(settings, ideogram, rep), ideogram) as server:
             account = await server.account()
 
-            task = await run_task(server, account)
+            task = await server.run(account)
 
             assert task["error"]["message"] == SAFETY_REJECTED
             assert rep.calls == []
@@ -61,7 +55,7 @@ async def test_the_circuit_opens_refuses_new_tasks_and_closes_after_a_probe(
         async with server_for(configured, fake) as server:
             account = await server.account(credits=1000)
             for _ in range(2):
-                assert (await run_task(server, account))["status"] == "failed"
+                assert (await server.run(account))["status"] == "failed"
 
             refused = await server.create(account)
 
@@ -72,8 +66,8 @@ async def test_the_circuit_opens_refuses_new_tasks_and_closes_after_a_probe(
             assert len(fake.calls) == 2
 
             server.clock.advance(61)  # cooldown over: the next task probes the provider
-            assert (await run_task(server, account))["status"] == "completed"
-            assert (await run_task(server, account))["status"] == "completed"
+            assert (await server.run(account))["status"] == "completed"
+            assert (await server.run(account))["status"] == "completed"
             assert len(fake.calls) == 4
 
 
@@ -90,7 +84,7 @@ async def test_an_open_circuit_sends_work_straight_to_the_next_provider(
         async with server_for(configured, ideogram, replicate) as server:
             account = await server.account()
             for _ in range(3):
-                assert (await run_task(server, account))["status"] == "completed"
+                assert (await server.run(account))["status"] == "completed"
 
             assert len(ideogram.calls) == 1, "skipped while its circuit is open"
             assert len(replicate.calls) == 3
@@ -148,8 +142,6 @@ async def test_the_in_flight_cap_queues_work_instead_of_failing_it(settings: Set
 
 
 def test_the_default_route_follows_the_credentials_given(settings: Settings) -> None:
-    from pydantic import SecretStr
-
     assert default_route(settings) == ["simulator"]
     replicate_only = settings.model_copy(update={"replicate_api_token": SecretStr("r8_x")})
     assert default_route(replicate_only) == ["replicate"]

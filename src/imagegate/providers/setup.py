@@ -70,7 +70,13 @@ def default_route(settings: Settings) -> list[str]:
 
 
 def _routes(settings: Settings, clock: Clock, http: httpx.AsyncClient) -> dict[str, list[Route]]:
-    built = {name: _route(name, settings, clock, http) for name in PROVIDER_NAMES}
+    rehoster = Rehoster(
+        http,
+        settings.upstream_image_max_bytes,
+        settings.upstream_image_max_pixels,
+        settings.upstream_timeout,
+    )
+    built = {name: _route(name, settings, clock, rehoster) for name in PROVIDER_NAMES}
     default = default_route(settings)
     routes = {
         model: [
@@ -88,11 +94,8 @@ def _routes(settings: Settings, clock: Clock, http: httpx.AsyncClient) -> dict[s
     return routes
 
 
-def _route(name: str, settings: Settings, clock: Clock, http: httpx.AsyncClient) -> Route:
-    s = settings
-    rehoster = Rehoster(
-        http, s.upstream_image_max_bytes, s.upstream_image_max_pixels, s.upstream_timeout
-    )
+def _route(name: str, settings: Settings, clock: Clock, rehoster: Rehoster) -> Route:
+    s, http = settings, rehoster.http
     if name == "simulator":
         return Route(name, SimulatorProvider(s.simulator_delay_for))
     if name == "ideogram":

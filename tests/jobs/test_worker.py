@@ -59,9 +59,13 @@ async def test_after_the_last_attempt_the_task_fails_and_is_refunded(settings: S
         task = await wait_for(final)
         assert task["error"] == {"code": "internal_error", "message": "Image generation failed"}
         assert await server.ledger(account) == (28, 28)
-        async with server.services.db.sessions() as session:
-            job = await session.scalar(select(Job))
-        assert job is not None
+
+        async def job_failed() -> Job | None:  # the job's own row is written after give_up
+            async with server.services.db.sessions() as session:
+                job = await session.scalar(select(Job))
+            return job if job is not None and job.status != "doing" else None
+
+        job = await wait_for(job_failed)
         assert (job.status, job.attempts) == ("failed", 3)
         assert "connection reset" in (job.last_error or "")
     assert provider.calls == 3

@@ -15,6 +15,8 @@ from imagegate.billing.router import router as billing_router
 from imagegate.callbacks.router import router as callbacks_router
 from imagegate.clock import Clock
 from imagegate.config import Settings
+from imagegate.console.router import PREFIX as CONSOLE
+from imagegate.console.router import console_error, install_console
 from imagegate.db.migrate import upgrade
 from imagegate.health import router as health_router
 from imagegate.http_errors import install_error_handlers
@@ -47,6 +49,7 @@ def create_app(
             await asyncio.to_thread(upgrade, settings.resolved_database_url)
         services = build_services(settings, clock, providers)
         app.state.services = services
+        services.key_usage.start()
         if run_worker:
             services.start_workers()
         try:
@@ -62,13 +65,14 @@ def create_app(
         redoc_url=None,
         redirect_slashes=False,  # a trailing slash gets the error envelope, not an empty 307
     )
-    install_error_handlers(app)
+    install_error_handlers(app, html={CONSOLE: console_error})
     app.add_middleware(RateLimitHeaders)
     app.include_router(tasks_router)
     app.include_router(billing_router)
     app.include_router(callbacks_router)
     app.include_router(images_router)
     app.include_router(health_router)
+    install_console(app)
     _extend_openapi(app)
     return app
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -11,6 +12,7 @@ from imagegate.billing.service import create_account
 from imagegate.db.models import Meta
 from imagegate.keys.service import create_key
 from imagegate.services import Services
+from imagegate.users import service as users
 
 DEMO_DONE = "demo_account_created"
 FIRST_TASK = {
@@ -24,27 +26,50 @@ FIRST_TASK = {
 }
 
 
-async def create_demo_account(services: Services) -> tuple[str, str] | None:
-    """(account id, plaintext key) on the very first start; None ever after."""
+@dataclass(frozen=True)
+class FirstStart:
+    account_id: str
+    key: str  # the demo API key, plaintext, shown once
+    operator_email: str
+    operator_link: str  # path of the one-time link that sets the operator's password
+
+
+async def create_demo_account(services: Services) -> FirstStart | None:
+    """The demo account, its key and the first operator user (with a one-time link to set a
+    password) on the very first start; None ever after."""
     now = services.clock.now()
+    email = services.settings.admin_email
     try:
         async with services.db.transaction() as session:
             if await session.scalar(select(Meta.value).where(Meta.key == DEMO_DONE)) is not None:
                 return None
             account = await create_account(session, "demo", services.settings.demo_credits, now)
             _key, plaintext = await create_key(session, services.hasher, account.id, "demo", now)
+            operator = await users.create_user(session, account.id, email, "operator", now)
+            token = await users.issue_link(session, "password", now, user_id=operator.id)
             session.add(Meta(key=DEMO_DONE, value=account.id))
     except IntegrityError:  # another process started first and made it: nothing to announce
         return None
-    return account.id, plaintext
+    return FirstStart(account.id, plaintext, operator.email, set_password_path(token))
 
 
-def demo_banner(base_url: str, account_id: str, key: str, credits: int) -> str:
+def set_password_path(token: str) -> str:
+    return f"/console/set-password/{token}"
+
+
+def demo_banner(base_url: str, first: FirstStart, credits: int) -> str:
+    key = first.key
     return f"""
-imagegate: first start. Created a demo account ({account_id}) with {credits} credits
+imagegate: first start. Created a demo account ({first.account_id}) with {credits} credits
 and this API key, shown only this once (make more with `imagegate admin key create`):
 
     {key}
+
+The web console is at {base_url}/console. Set the password of its first operator,
+{first.operator_email}, with this one-time link (valid 7 days; a new one:
+`imagegate admin user reset-password {first.operator_email}`):
+
+    {base_url}{first.operator_link}
 
 Create a task:
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -93,6 +93,20 @@ class Settings(BaseSettings):
     # Downloaded images: at most this many bytes and pixels (decompression bombs).
     upstream_image_max_bytes: int = Field(default=40 * 1024 * 1024, ge=1024)
     upstream_image_max_pixels: int = Field(default=40_000_000, ge=1)
+
+    # The console (/console): who may sign up (open: anyone; invite: with an operator's link;
+    # closed: only accounts an operator makes), and the credits a self-made account starts with.
+    signup: Literal["open", "invite", "closed"] = "invite"
+    signup_credits: int = Field(default=0, ge=0)
+    # The first operator user, made on the very first start with a one-time link to set a password.
+    admin_email: str = "admin@localhost"
+    # A console session ends after this many days without a visit (and at most 30 days).
+    console_session_days: float = Field(default=14.0, gt=0)
+    # Failed sign-ins allowed per email and per client address in 15 minutes.
+    login_failures_per_email: int = Field(default=5, ge=1)
+    login_failures_per_address: int = Field(default=20, ge=1)
+    # Keys' last_used_at is written in batches this often, not once per request.
+    key_usage_flush_seconds: float = Field(default=10.0, gt=0)
 
     max_body_bytes: int = Field(default=65536, ge=1024)
     # Credits given to the demo account created on the very first start of `imagegate serve`.

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from imagegate.errors import ApiError, InternalError, InvalidRequest
@@ -23,9 +24,16 @@ async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc)
 
 
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+# Pages for people (the console) answer errors under their prefix in HTML, not the envelope.
+HtmlErrors = Callable[[Request, int, str], Response]
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
     # Routing errors (unknown path or method) use the table's invalid_request row.
     assert isinstance(exc, StarletteHTTPException)
+    html = _html_errors(request)
+    if html is not None:
+        return html(request, exc.status_code, str(exc.detail))
     if exc.status_code == 405:
         message = f"Method {request.method} is not allowed on {request.url.path}."
     elif exc.status_code == 404:
@@ -42,12 +50,25 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(InvalidRequest(f"'{field}' is invalid." if field else None))
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+async def _unexpected(request: Request, exc: Exception) -> Response:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    html = _html_errors(request)
+    if html is not None:
+        return html(request, 500, "Something went wrong on our side. Please try again.")
     return error_response(InternalError())
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def _html_errors(request: Request) -> HtmlErrors | None:
+    prefixes: dict[str, HtmlErrors] = getattr(request.app.state, "html_errors", {})
+    for prefix, handler in prefixes.items():
+        if request.url.path == prefix or request.url.path.startswith(prefix + "/"):
+            return handler
+    return None
+
+
+def install_error_handlers(app: FastAPI, html: dict[str, HtmlErrors] | None = None) -> None:
+    """The envelope for every error, except under the ``html`` prefixes (pages for people)."""
+    app.state.html_errors = html or {}
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

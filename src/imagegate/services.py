@@ -18,12 +18,14 @@ from imagegate.keys.network import Network, parse_networks
 from imagegate.keys.ratelimit import RateLimiter
 from imagegate.keys.secret import load_or_create_secret
 from imagegate.keys.service import KeyHasher
+from imagegate.keys.usage import KeyUsage
 from imagegate.providers.base import Provider
 from imagegate.providers.routing import ProviderRouter
 from imagegate.providers.setup import build_router, upstream_client
 from imagegate.storage.local import LocalImageStore
 from imagegate.tasks.jobs import TaskRunner
 from imagegate.tasks.service import RUN_TASK
+from imagegate.users.throttle import LoginThrottle
 
 
 @dataclass
@@ -39,6 +41,8 @@ class Services:
     upstream_http: httpx.AsyncClient  # providers and their image URLs
     rate_limiter: RateLimiter
     trusted_proxies: list[Network]
+    key_usage: KeyUsage
+    login_throttle: LoginThrottle
     workers: list[Worker] = field(default_factory=list)
 
     @property
@@ -55,6 +59,7 @@ class Services:
     async def close(self) -> None:
         for worker in self.workers:
             await worker.stop()
+        await self.key_usage.stop()
         await self.http.aclose()
         await self.upstream_http.aclose()
         await self.db.dispose()
@@ -72,6 +77,7 @@ def build_services(
         settings.database_pool_overflow,
     )
     upstream = upstream_client(settings)
+    rate_limiter = RateLimiter(settings.resolved_rate_limit_storage)
     return Services(
         settings=settings,
         clock=clock,
@@ -89,8 +95,14 @@ def build_services(
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=0),
         ),
         upstream_http=upstream,
-        rate_limiter=RateLimiter(settings.resolved_rate_limit_storage),
+        rate_limiter=rate_limiter,
         trusted_proxies=parse_networks(settings.trusted_proxies),
+        key_usage=KeyUsage(db, settings.key_usage_flush_seconds),
+        login_throttle=LoginThrottle(
+            rate_limiter.storage,
+            settings.login_failures_per_email,
+            settings.login_failures_per_address,
+        ),
     )
 
 

@@ -38,10 +38,21 @@ async def get_account(session: AsyncSession, account_id: str) -> Account:
     return account
 
 
+CREDIT_KINDS = ("top_up", "adjustment")  # entries that are not a task's charge or refund
+
+
 async def top_up(
-    session: AsyncSession, account_id: str, amount: int, now: float, note: str = ""
+    session: AsyncSession,
+    account_id: str,
+    amount: int,
+    now: float,
+    note: str = "",
+    kind: str = "top_up",
 ) -> int:
-    """Add ``amount`` credits (may be negative for a correction); returns the new balance."""
+    """Add ``amount`` credits (negative to correct, never below zero: ValueError) as a ledger
+    entry of ``kind`` (top_up, or adjustment by an operator with its reason in ``note``);
+    returns the new balance."""
+    assert kind in CREDIT_KINDS
     new_balance = await session.scalar(
         update(Account)
         .where(Account.id == account_id)
@@ -50,8 +61,10 @@ async def top_up(
     )
     if new_balance is None:
         raise AccountNotFound(account_id)
+    if new_balance < 0:
+        raise ValueError(f"balance would become negative ({new_balance})")
     session.add(
-        LedgerEntry(account_id=account_id, kind="top_up", amount=amount, note=note, created_at=now)
+        LedgerEntry(account_id=account_id, kind=kind, amount=amount, note=note, created_at=now)
     )
     await session.flush()
     return int(new_balance)
@@ -123,6 +136,20 @@ async def ledger_sum(session: AsyncSession, account_id: str) -> int:
         )
     )
     return int(total or 0)
+
+
+async def spent(
+    session: AsyncSession, account_id: str, since: float, until: float | None = None
+) -> int:
+    """Credits the account spent on tasks in [since, until), net of refunds."""
+    query = select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
+        LedgerEntry.account_id == account_id,
+        LedgerEntry.kind.in_(("charge", "refund")),
+        LedgerEntry.created_at >= since,
+    )
+    if until is not None:
+        query = query.where(LedgerEntry.created_at < until)
+    return -int(await session.scalar(query) or 0)
 
 
 async def recent_entries(

@@ -33,14 +33,14 @@ def serve(
     import uvicorn
 
     from imagegate.app import SERVER_OPTIONS, create_app
-    from imagegate.bootstrap import create_demo_account, demo_banner
+    from imagegate.bootstrap import FirstStart, create_demo_account, demo_banner
     from imagegate.services import build_services
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = Settings(**overrides)  # type: ignore[arg-type]
     upgrade(settings.resolved_database_url)
 
-    async def first_start() -> tuple[str, str] | None:
+    async def first_start() -> FirstStart | None:
         services = build_services(settings)
         try:
             return await create_demo_account(services)
@@ -49,7 +49,7 @@ def serve(
 
     demo = asyncio.run(first_start())
     if demo is not None:
-        banner = demo_banner(settings.resolved_public_url, *demo, settings.demo_credits)
+        banner = demo_banner(settings.resolved_public_url, demo, settings.demo_credits)
         typer.echo(banner)
     uvicorn.run(
         create_app(settings, run_worker=not no_worker, migrate=False),

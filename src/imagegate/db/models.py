@@ -68,13 +68,16 @@ class LedgerEntry(Base):
     """Append-only. A task has at most one charge and one refund (unique task_id, kind)."""
 
     __tablename__ = "ledger_entries"
-    __table_args__ = (UniqueConstraint("task_id", "kind", name="uq_ledger_task_kind"),)
+    __table_args__ = (
+        UniqueConstraint("task_id", "kind", name="uq_ledger_task_kind"),
+        Index("ix_ledger_account_id_id", "account_id", "id"),  # the console's ledger pages
+    )
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
     )
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
     key_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
-    kind: Mapped[str] = mapped_column(String(16))  # top_up|charge|refund
+    kind: Mapped[str] = mapped_column(String(16))  # top_up|adjustment|charge|refund
     amount: Mapped[int] = mapped_column(BigInteger)  # signed: charges are negative
     task_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     note: Mapped[str] = mapped_column(Text, default="")
@@ -158,3 +161,44 @@ class ProviderCircuit(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     opened_until: Mapped[float | None] = mapped_column(Float, nullable=True)
     updated_at: Mapped[float] = mapped_column(Float)
+
+
+class User(Base):
+    """A person who signs in to the console; belongs to one account, as a member or operator."""
+
+    __tablename__ = "users"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)  # stored lower-cased
+    # Argon2id; None until the person sets one through a one-time link.
+    password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    role: Mapped[str] = mapped_column(String(16))  # member|operator
+    status: Mapped[str] = mapped_column(String(16))  # active|disabled
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class ConsoleSession(Base):
+    """A signed-in browser. The cookie holds a random token; only its SHA-256 is stored, so
+    deleting the row (logout, password change, disable) ends the session for good."""
+
+    __tablename__ = "console_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 hex of the token
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    last_seen_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+
+
+class UserToken(Base):
+    """A one-time link: set a password (first operator, reset) or sign up by invitation."""
+
+    __tablename__ = "user_tokens"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 hex of the token
+    purpose: Mapped[str] = mapped_column(String(16))  # password|invite
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    # An invitation to join this account (None: the invitee gets an account of their own).
+    account_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id"), nullable=True)
+    role: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+    used_at: Mapped[float | None] = mapped_column(Float, nullable=True)

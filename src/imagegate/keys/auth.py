@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from imagegate.errors import IpNotAllowed
-from imagegate.keys.network import allowed, client_address, parse_networks
+from imagegate.keys.network import allowed, client_address, parse_networks, within
 from imagegate.keys.service import Principal, authenticate
 from imagegate.services import Services
 
@@ -31,10 +31,8 @@ async def get_principal(
     now = services.clock.now()
     async with services.db.sessions() as session:
         principal = await authenticate(session, services.hasher, authorization, now)
-    peer = request.client.host if request.client else None
-    # Proxies may add their hop as a header line of its own: read all lines, in order.
-    forwarded = ",".join(request.headers.getlist("x-forwarded-for")) or None
-    address = client_address(peer, forwarded, services.trusted_proxies)
+    services.key_usage.seen(principal.key_id, now)
+    address = caller_address(request, services)
     if not allowed(address, parse_networks(principal.allowed_ips)):
         raise IpNotAllowed(f"Request IP {address} is not in this key's allowlist.")
     per_minute = principal.rate_limit or services.settings.rate_limit_per_minute
@@ -44,3 +42,21 @@ async def get_principal(
 
 
 Caller = Annotated[Principal, Depends(get_principal)]
+
+
+def caller_address(request: Request, services: Services) -> str:
+    """The client's address, past the trusted proxies (see keys/network.py)."""
+    peer = request.client.host if request.client else None
+    # Proxies may add their hop as a header line of its own: read all lines, in order.
+    forwarded = ",".join(request.headers.getlist("x-forwarded-for")) or None
+    return client_address(peer, forwarded, services.trusted_proxies)
+
+
+def behind_https(request: Request, services: Services) -> bool:
+    """Whether the browser reached us over https: directly, or through a trusted proxy that
+    says so in X-Forwarded-Proto."""
+    if request.url.scheme == "https":
+        return True
+    peer = request.client.host if request.client else ""
+    proto = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    return proto == "https" and within(peer, services.trusted_proxies)

@@ -63,6 +63,11 @@ def client_address(peer: str | None, forwarded_for: str | None, trusted: Sequenc
     return client
 
 
+def within(address: str, networks: Sequence[Network]) -> bool:
+    """Whether ``address`` is in one of ``networks`` (none: never)."""
+    return _within(_address(address), networks)
+
+
 def allowed(address: str, allowlist: Sequence[Network]) -> bool:
     """Whether ``address`` may use a key with ``allowlist`` (empty: any address)."""
     return not allowlist or _within(_address(address), allowlist)

@@ -32,13 +32,13 @@ class RateState:
 class RateLimiter:
     def __init__(self, storage_uri: str) -> None:
         # An async+... URI gives an asyncio storage; the factory's type covers both kinds.
-        self._storage = cast(AsyncStorage, storage_from_string(storage_uri))
-        self._limiter = MovingWindowRateLimiter(self._storage)
+        self.storage = cast(AsyncStorage, storage_from_string(storage_uri))
+        self._limiter = MovingWindowRateLimiter(self.storage)
 
     async def healthy(self) -> bool:
         """Whether the counters' store answers (always, in memory)."""
         try:
-            return bool(await self._storage.check())
+            return bool(await self.storage.check())
         except Exception:  # an unreachable Redis raises its client's own errors
             return False
 

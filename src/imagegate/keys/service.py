@@ -53,6 +53,10 @@ class KeyHasher:
     def hash(self, key: str) -> str:
         return hmac.new(self._secret, key.encode(), hashlib.sha256).hexdigest()
 
+    def derive(self, purpose: str) -> bytes:
+        """A key of its own for ``purpose`` (console CSRF tokens, say), from the server secret."""
+        return hmac.new(self._secret, f"derive:{purpose}".encode(), hashlib.sha256).digest()
+
 
 def new_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)  # 43 url-safe characters, 256 bits

@@ -1,0 +1,23 @@
+"""Signing up, in and out, as a person does it."""
+
+from __future__ import annotations
+
+from console_support import ConsoleClient
+from harness import Server
+
+
+async def test_sign_up_then_sign_out_and_in_again(server: Server) -> None:
+    async with ConsoleClient(server) as browser:
+        page = await browser.sign_up("ada@example.com")
+        assert page.status_code == 200
+        assert str(page.url).endswith("/console")
+        assert "Welcome! Your account is ready." in page.text
+        assert "0 credits" in page.text
+
+        out = await browser.submit("/console", "/console/logout", {})
+        assert str(out.url).endswith("/console/login")
+        assert "Signed out." in out.text
+        assert (await browser.get("/console")).url.path == "/console/login"
+
+        again = await browser.sign_in("ada@example.com")
+        assert again.url.path == "/console"

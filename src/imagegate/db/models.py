@@ -51,6 +51,7 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     # The first characters of the key, for people to tell keys apart; not a secret.
     prefix: Mapped[str] = mapped_column(String(16))
+    last4: Mapped[str] = mapped_column(String(4), default="")  # shown as sk-abc…wxyz
     status: Mapped[str] = mapped_column(String(16), default="active")  # active|disabled|deleted
     created_at: Mapped[float] = mapped_column(Float)
     last_used_at: Mapped[float | None] = mapped_column(Float, nullable=True)

@@ -75,6 +75,7 @@ async def create_key(
         name=name,
         key_hash=hasher.hash(plaintext),
         prefix=plaintext[:10],
+        last4=plaintext[-4:],
         status="active",
         created_at=now,
     )

@@ -55,12 +55,16 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["account_id"], ["accounts.id"]),
         sa.PrimaryKeyConstraint("id"),
     )
+    with op.batch_alter_table("api_keys") as batch:
+        batch.add_column(sa.Column("last4", sa.String(length=4), nullable=False, server_default=""))
     # The console's ledger and task pages read an account's rows newest first.
     op.create_index("ix_ledger_account_id_id", "ledger_entries", ["account_id", "id"])
 
 
 def downgrade() -> None:
     op.drop_index("ix_ledger_account_id_id", "ledger_entries")
+    with op.batch_alter_table("api_keys") as batch:
+        batch.drop_column("last4")
     op.drop_table("user_tokens")
     op.drop_table("console_sessions")
     op.drop_index("ix_users_account_id", "users")

@@ -62,8 +62,11 @@ class ConsoleClient:
     """A browser without JavaScript: keeps cookies, follows redirects, posts forms with the
     CSRF token of the page they are on."""
 
-    def __init__(self, server: Server) -> None:
-        self.http = httpx.AsyncClient(base_url=server.base_url, timeout=30, follow_redirects=True)
+    def __init__(self, server: Server | str, headers: dict[str, str] | None = None) -> None:
+        base_url = server if isinstance(server, str) else server.base_url
+        self.http = httpx.AsyncClient(
+            base_url=base_url, timeout=30, follow_redirects=True, headers=headers
+        )
 
     async def __aenter__(self) -> ConsoleClient:
         return self

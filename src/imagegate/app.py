@@ -21,6 +21,7 @@ from imagegate.db.migrate import upgrade
 from imagegate.health import router as health_router
 from imagegate.http_errors import install_error_handlers
 from imagegate.http_headers import RateLimitHeaders
+from imagegate.logs import redact_access_log
 from imagegate.providers.base import Provider
 from imagegate.services import build_services
 from imagegate.storage.router import router as images_router
@@ -45,6 +46,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redact_access_log()  # after the server set up its logging
         if migrate:
             await asyncio.to_thread(upgrade, settings.resolved_database_url)
         services = build_services(settings, clock, providers)

@@ -78,11 +78,12 @@ def build_services(
     )
     upstream = upstream_client(settings)
     rate_limiter = RateLimiter(settings.resolved_rate_limit_storage)
+    hasher = KeyHasher(load_or_create_secret(settings.data_dir, settings.secret_key))
     return Services(
         settings=settings,
         clock=clock,
         db=db,
-        hasher=KeyHasher(load_or_create_secret(settings.data_dir, settings.secret_key)),
+        hasher=hasher,
         queue=JobQueue(clock),
         store=LocalImageStore(settings.data_dir / "images"),
         providers=build_router(settings, db, clock, upstream, providers),
@@ -102,6 +103,7 @@ def build_services(
             rate_limiter.storage,
             settings.login_failures_per_email,
             settings.login_failures_per_address,
+            namespace="login:" + hasher.derive("login").hex()[:16],
         ),
     )
 

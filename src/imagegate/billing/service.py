@@ -9,8 +9,11 @@ overspend, on SQLite (writers serialised) or PostgreSQL (row lock).
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from itertools import pairwise
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagegate.db.models import Account, LedgerEntry
@@ -169,3 +172,99 @@ async def set_banned(session: AsyncSession, account_id: str, banned: bool) -> Ac
     account.banned = banned
     await session.flush()
     return account
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    """A ledger entry with the account's balance right after it."""
+
+    entry: LedgerEntry
+    balance_after: int
+
+
+@dataclass(frozen=True)
+class LedgerPage:
+    rows: list[LedgerRow]
+    older_than: int | None  # the cursor of the next (older) page, None on the last page
+
+
+async def ledger_page(
+    session: AsyncSession, account_id: str, before: int | None, limit: int
+) -> LedgerPage:
+    """Up to ``limit`` entries of the account, newest first, with ids below ``before`` (keyset
+    pagination), each with its running balance: one aggregate query per page, not per row."""
+    query = select(LedgerEntry).where(LedgerEntry.account_id == account_id)
+    if before is not None:
+        query = query.where(LedgerEntry.id < before)
+    found = list(await session.scalars(query.order_by(LedgerEntry.id.desc()).limit(limit + 1)))
+    entries = found[:limit]
+    if not entries:
+        return LedgerPage(rows=[], older_than=None)
+    # The balance after the newest entry of the page is the sum of every entry up to it.
+    after = await _sum_up_to(session, account_id, entries[0].id)
+    rows = []
+    for entry in entries:
+        rows.append(LedgerRow(entry, after))
+        after -= entry.amount
+    return LedgerPage(rows=rows, older_than=entries[-1].id if len(found) > limit else None)
+
+
+async def _sum_up_to(session: AsyncSession, account_id: str, entry_id: int) -> int:
+    total = await session.scalar(
+        select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
+            LedgerEntry.account_id == account_id, LedgerEntry.id <= entry_id
+        )
+    )
+    return int(total or 0)
+
+
+async def entries_after(
+    session: AsyncSession, account_id: str, after_id: int, limit: int
+) -> list[LedgerEntry]:
+    """Up to ``limit`` entries of the account with ids above ``after_id``, oldest first: the
+    whole ledger in batches (for an export, whose running balance starts from zero)."""
+    rows = await session.scalars(
+        select(LedgerEntry)
+        .where(LedgerEntry.account_id == account_id, LedgerEntry.id > after_id)
+        .order_by(LedgerEntry.id)
+        .limit(limit)
+    )
+    return list(rows)
+
+
+DAY = 86400
+
+
+@dataclass(frozen=True)
+class DaySpend:
+    day: date  # a UTC day
+    credits: int  # charges net of refunds; negative when refunds of earlier charges outweigh
+
+
+async def daily_spend(
+    session: AsyncSession, account_id: str, now: float, days: int = 30
+) -> list[DaySpend]:
+    """Credits the account spent on tasks on each of the last ``days`` UTC days (today last),
+    net of refunds, in one query. Each day is a conditional sum over its time range, which
+    reads the same on SQLite and PostgreSQL (no date functions, no float-to-day casts)."""
+    start = (int(now) // DAY - days + 1) * DAY
+    edges = [start + i * DAY for i in range(days + 1)]
+    created = LedgerEntry.created_at
+    sums = [
+        func.coalesce(
+            func.sum(case((and_(created >= low, created < high), LedgerEntry.amount), else_=0)),
+            0,
+        )
+        for low, high in pairwise(edges)
+    ]
+    query = select(*sums).where(
+        LedgerEntry.account_id == account_id,
+        LedgerEntry.kind.in_(("charge", "refund")),
+        created >= edges[0],
+        created < edges[-1],
+    )
+    totals = (await session.execute(query)).one()
+    return [
+        DaySpend(day=datetime.fromtimestamp(low, UTC).date(), credits=-int(total or 0))
+        for low, total in zip(edges[:-1], totals, strict=True)
+    ]

@@ -72,6 +72,7 @@ class LedgerEntry(Base):
     __table_args__ = (
         UniqueConstraint("task_id", "kind", name="uq_ledger_task_kind"),
         Index("ix_ledger_account_id_id", "account_id", "id"),  # the console's ledger pages
+        Index("ix_ledger_account_created", "account_id", "created_at"),  # spend per day
     )
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer(), "sqlite"), primary_key=True

@@ -59,9 +59,11 @@ def upgrade() -> None:
         batch.add_column(sa.Column("last4", sa.String(length=4), nullable=False, server_default=""))
     # The console's ledger and task pages read an account's rows newest first.
     op.create_index("ix_ledger_account_id_id", "ledger_entries", ["account_id", "id"])
+    op.create_index("ix_ledger_account_created", "ledger_entries", ["account_id", "created_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_ledger_account_created", "ledger_entries")
     op.drop_index("ix_ledger_account_id_id", "ledger_entries")
     with op.batch_alter_table("api_keys") as batch:
         batch.drop_column("last4")

@@ -11,7 +11,6 @@ from imagegate.billing import service as billing
 from imagegate.cli.common import JsonFlag, run_action
 from imagegate.keys import service as keys
 from imagegate.keys.policy import PolicyChange, key_json
-from imagegate.keys.spend import DAY, HOUR, spent
 from imagegate.services import Services
 
 app = typer.Typer(help="API keys and their access policy.", no_args_is_help=True)
@@ -62,8 +61,9 @@ def key_create(
     )
 
     async def action(session: AsyncSession, s: Services) -> tuple[str, dict[str, Any]]:
-        key, plaintext = await keys.create_key(session, s.hasher, account, name, s.clock.now())
-        change.apply(key)
+        key, plaintext = await keys.create_key(
+            session, s.hasher, account, name, s.clock.now(), change
+        )
         obj = {**key_json(key), "key": plaintext}
         return f"created key {key.id} for account {account}: {plaintext}", obj
 
@@ -88,8 +88,7 @@ def key_update(
     )
 
     async def action(session: AsyncSession, s: Services) -> tuple[str, dict[str, Any]]:
-        key = await keys.get_live_key(session, key_id)
-        change.apply(key)
+        key = await keys.update_key(session, key_id, change)
         obj = key_json(key)
         return f"key {key_id} updated: {_policy_text(obj)}", obj
 
@@ -102,11 +101,11 @@ def key_show(key_id: str, as_json: JsonFlag = False) -> None:
 
     async def action(session: AsyncSession, s: Services) -> tuple[str, dict[str, Any]]:
         key = await keys.get_live_key(session, key_id)
-        now = s.clock.now()
+        spend = await keys.key_spend(session, key_id, s.clock.now())
         usage = {
-            "spent_last_hour": await spent(session, key_id, now - HOUR),
-            "spent_last_day": await spent(session, key_id, now - DAY),
-            "spent_total": await spent(session, key_id, None),
+            "spent_last_hour": spend.last_hour,
+            "spent_last_day": spend.last_day,
+            "spent_total": spend.total,
             "rate_limit_effective": key.rate_limit or s.settings.rate_limit_per_minute,
         }
         obj = {**key_json(key), "usage": usage}

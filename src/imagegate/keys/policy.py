@@ -1,7 +1,8 @@
-"""A key's access policy as operators write it (CLI flags) and as it is stored."""
+"""A key's access policy as operators write it (CLI flags, console forms) and as it is stored."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -11,6 +12,17 @@ from imagegate.db.models import ApiKey
 from imagegate.keys.network import parse_networks
 
 CLEAR = ("none", "any", "never")
+LIMITS = ("rate_limit", "hourly_limit", "daily_limit", "total_limit")
+# The largest value each column holds: rate_limit is a 32-bit integer, spend limits 64-bit.
+MAXIMUM = {name: 2**63 - 1 for name in LIMITS} | {"rate_limit": 2**31 - 1}
+
+
+class PolicyError(ValueError):
+    """A bad policy value; ``field`` is the ApiKey attribute it was meant for."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -25,21 +37,57 @@ class PolicyChange:
     expires: str | None = None  # ISO 8601 (UTC when no offset), or "never"
     models: list[str] | None = None  # ["any"] clears
 
+    @classmethod
+    def whole(
+        cls,
+        allow_ips: str = "",
+        rate_limit: str = "",
+        hourly_limit: str = "",
+        daily_limit: str = "",
+        total_limit: str = "",
+        expires: str = "",
+        models: list[str] | None = None,
+    ) -> PolicyChange:
+        """Every field at once, as a console form sends them: an empty field (no model ticked)
+        removes that limit; ``allow_ips`` holds IPs/CIDRs separated by commas or line breaks."""
+        ips = [item for item in re.split(r"[\s,]+", allow_ips) if item]
+
+        def limit(text: str) -> str:
+            return text.strip() or "none"
+
+        return cls(
+            allow_ips=ips or ["any"],
+            rate_limit=limit(rate_limit),
+            hourly_limit=limit(hourly_limit),
+            daily_limit=limit(daily_limit),
+            total_limit=limit(total_limit),
+            expires=expires.strip() or "never",
+            models=list(models or ()) or ["any"],
+        )
+
     def apply(self, key: ApiKey) -> None:
-        """Validate every given field (ValueError names the bad one), then set them on ``key``."""
+        """Validate every given field (PolicyError, a ValueError, names the bad one), then set
+        them on ``key``: a bad field leaves the key as it was."""
         values: dict[str, Any] = {}
         if self.allow_ips is not None:
-            values["allowed_ips"] = _list(self.allow_ips, _cidrs)
-        for name in ("rate_limit", "hourly_limit", "daily_limit", "total_limit"):
+            values["allowed_ips"] = _field("allowed_ips", _list, self.allow_ips, _cidrs)
+        for name in LIMITS:
             text = getattr(self, name)
             if text is not None:
-                values[name] = _positive(name, text)
+                values[name] = _field(name, _positive, name, text)
         if self.expires is not None:
-            values["expires_at"] = _expiry(self.expires)
+            values["expires_at"] = _field("expires_at", _expiry, self.expires)
         if self.models is not None:
-            values["models"] = _list(self.models, _known_models)
+            values["models"] = _field("models", _list, self.models, _known_models)
         for name, value in values.items():
             setattr(key, name, value)
+
+
+def _field(field: str, parse: Any, *args: Any) -> Any:
+    try:
+        return parse(*args)
+    except ValueError as exc:
+        raise PolicyError(field, str(exc)) from None
 
 
 def _list(items: list[str], check: Any) -> list[str] | None:
@@ -62,8 +110,11 @@ def _known_models(items: list[str]) -> list[str]:
 def _positive(name: str, text: str) -> int | None:
     if text.lower() in CLEAR:
         return None
-    if not text.isdigit() or int(text) < 1:
-        raise ValueError(f"{name.replace('_', '-')} must be a positive whole number or 'none'")
+    flag = name.replace("_", "-")
+    if not (text.isascii() and text.isdigit()) or not text.strip("0"):
+        raise ValueError(f"{flag} must be a positive whole number or 'none'")
+    if len(text.lstrip("0")) > 19 or int(text) > MAXIMUM[name]:
+        raise ValueError(f"{flag} must be at most {MAXIMUM[name]}")
     return int(text)
 
 

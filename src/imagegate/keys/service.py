@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import unicodedata
 import uuid
 from dataclasses import dataclass, field
 
@@ -13,10 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagegate.db.models import Account, ApiKey
 from imagegate.errors import InvalidApiKey
-from imagegate.keys.spend import SpendLimits
+from imagegate.keys.policy import PolicyChange, PolicyError
+from imagegate.keys.spend import DAY, HOUR, SpendLimits, spent
 
 KEY_PREFIX = "sk-"
 KEY_STATUSES = ("active", "disabled", "deleted")
+MAX_NAME = 200  # characters, as the column holds
 
 
 class KeyNotFound(LookupError):
@@ -62,51 +65,117 @@ def new_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)  # 43 url-safe characters, 256 bits
 
 
+def check_name(name: str) -> str:
+    """A key's label, or PolicyError (a ValueError) when the column cannot hold it."""
+    if len(name) > MAX_NAME:
+        raise PolicyError("name", f"name must be at most {MAX_NAME} characters")
+    if any(unicodedata.category(char) == "Cc" for char in name):
+        raise PolicyError("name", "name must not contain control characters")
+    return name
+
+
 async def create_key(
-    session: AsyncSession, hasher: KeyHasher, account_id: str, name: str, now: float
+    session: AsyncSession,
+    hasher: KeyHasher,
+    account_id: str,
+    name: str,
+    now: float,
+    policy: PolicyChange | None = None,
 ) -> tuple[ApiKey, str]:
-    """A new active key for ``account_id``; returns the row and the plaintext (shown once)."""
+    """A new active key for ``account_id`` with ``policy``; returns the row and the plaintext
+    (shown once). A bad name or policy value raises ValueError and nothing is added."""
     if await session.get(Account, account_id) is None:
         raise LookupError(f"no account {account_id}")
     plaintext = new_key()
     key = ApiKey(
         id=str(uuid.uuid4()),
         account_id=account_id,
-        name=name,
+        name=check_name(name),
         key_hash=hasher.hash(plaintext),
         prefix=plaintext[:10],
         last4=plaintext[-4:],
         status="active",
         created_at=now,
     )
+    if policy is not None:
+        policy.apply(key)
     session.add(key)
     await session.flush()
     return key, plaintext
 
 
-async def get_live_key(session: AsyncSession, key_id: str) -> ApiKey:
-    """A key that has not been deleted, or KeyNotFound."""
-    key = await session.get(ApiKey, key_id)
+async def get_live_key(session: AsyncSession, key_id: str, account_id: str | None = None) -> ApiKey:
+    """A key that has not been deleted (of ``account_id`` when given), or KeyNotFound."""
+    # PostgreSQL refuses NUL in text: such an id (from a URL, say) names no key.
+    key = None if "\x00" in key_id else await session.get(ApiKey, key_id)
     if key is None or key.status == "deleted":
+        raise KeyNotFound(key_id)
+    if account_id is not None and key.account_id != account_id:
         raise KeyNotFound(key_id)
     return key
 
 
-async def set_key_status(session: AsyncSession, key_id: str, status: str) -> ApiKey:
-    """Enable, disable or delete a key; a deleted key stays deleted."""
-    key = await get_live_key(session, key_id)
+async def get_account_key(session: AsyncSession, account_id: str, key_id: str) -> ApiKey:
+    """``account_id``'s key ``key_id``; KeyNotFound when it is deleted or another's."""
+    return await get_live_key(session, key_id, account_id)
+
+
+async def set_key_status(
+    session: AsyncSession, key_id: str, status: str, account_id: str | None = None
+) -> ApiKey:
+    """Enable, disable or delete a key (of ``account_id`` when given); a deleted key stays
+    deleted (KeyNotFound)."""
+    if status not in KEY_STATUSES:
+        raise ValueError(f"status must be one of {', '.join(KEY_STATUSES)}")
+    key = await get_live_key(session, key_id, account_id)
     key.status = status
     await session.flush()
     return key
 
 
+async def update_key(
+    session: AsyncSession,
+    key_id: str,
+    change: PolicyChange,
+    name: str | None = None,
+    account_id: str | None = None,
+) -> ApiKey:
+    """Change a live key's policy (and its name when given), of ``account_id`` when given.
+    A bad value raises ValueError and changes nothing."""
+    key = await get_live_key(session, key_id, account_id)
+    new_name = key.name if name is None else check_name(name)
+    change.apply(key)
+    key.name = new_name
+    await session.flush()
+    return key
+
+
 async def list_keys(session: AsyncSession, account_id: str) -> list[ApiKey]:
+    """An account's keys that are not deleted, oldest first."""
     rows = await session.scalars(
         select(ApiKey)
         .where(ApiKey.account_id == account_id, ApiKey.status != "deleted")
-        .order_by(ApiKey.created_at)
+        .order_by(ApiKey.created_at, ApiKey.id)
     )
     return list(rows)
+
+
+@dataclass(frozen=True)
+class KeySpend:
+    """Credits a key spent, net of refunds."""
+
+    last_hour: int
+    last_day: int
+    total: int
+
+
+async def key_spend(session: AsyncSession, key_id: str, now: float) -> KeySpend:
+    """What ``key_id`` spent in the rolling hour and day before ``now``, and in total."""
+    return KeySpend(
+        last_hour=await spent(session, key_id, now - HOUR),
+        last_day=await spent(session, key_id, now - DAY),
+        total=await spent(session, key_id, None),
+    )
 
 
 def bearer_token(authorization: str | None) -> str:

@@ -147,7 +147,7 @@ async def test_unknown_model_is_404_model_not_found(
 @pytest.mark.parametrize(
     ("method", "path"),
     [
-        ("GET", "/"),
+        ("GET", "/nope"),  # "/" itself leads people to the console (tests/console)
         ("GET", "/v1/nope"),
         ("POST", "/v2/images/generations"),
         ("GET", "/v1/images/generations"),

@@ -31,7 +31,7 @@ class FirstStart:
     account_id: str
     key: str  # the demo API key, plaintext, shown once
     operator_email: str
-    operator_link: str  # path of the one-time link that sets the operator's password
+    operator_token: str  # the one-time link that sets the operator's password
 
 
 async def create_demo_account(services: Services) -> FirstStart | None:
@@ -50,11 +50,7 @@ async def create_demo_account(services: Services) -> FirstStart | None:
             session.add(Meta(key=DEMO_DONE, value=account.id))
     except IntegrityError:  # another process started first and made it: nothing to announce
         return None
-    return FirstStart(account.id, plaintext, operator.email, set_password_path(token))
-
-
-def set_password_path(token: str) -> str:
-    return f"/console/set-password/{token}"
+    return FirstStart(account.id, plaintext, operator.email, token)
 
 
 def demo_banner(base_url: str, first: FirstStart, credits: int) -> str:
@@ -69,7 +65,7 @@ The web console is at {base_url}/console. Set the password of its first operator
 {first.operator_email}, with this one-time link (valid 7 days; a new one:
 `imagegate admin user reset-password {first.operator_email}`):
 
-    {base_url}{first.operator_link}
+    {users.password_link(base_url, first.operator_token)}
 
 Create a task:
 

@@ -15,15 +15,18 @@ from imagegate.billing import service as billing
 from imagegate.callbacks import service as callbacks
 from imagegate.cli.common import JsonFlag, run_action
 from imagegate.cli.keys import app as key_app
+from imagegate.cli.users import app as user_app
 from imagegate.db.models import LedgerEntry
 from imagegate.keys import service as keys
 from imagegate.keys.policy import key_json
 from imagegate.services import Services
+from imagegate.users import service as users
 
 app = typer.Typer(help="Accounts, credits and API keys.", no_args_is_help=True)
 account_app = typer.Typer(help="Accounts and credits.", no_args_is_help=True)
 app.add_typer(account_app, name="account")
 app.add_typer(key_app, name="key")
+app.add_typer(user_app, name="user")
 
 
 def _entry_json(entry: LedgerEntry) -> dict[str, Any]:
@@ -70,7 +73,7 @@ def account_top_up(
 
 def _set_banned(account_id: str, banned: bool, as_json: bool) -> None:
     async def action(session: AsyncSession, s: Services) -> tuple[str, dict[str, Any]]:
-        await billing.set_banned(session, account_id, banned)
+        await users.set_account_banned(session, account_id, banned)
         line = f"account {account_id} {'banned' if banned else 'unbanned'}"
         return line, {"id": account_id, "banned": banned}
 

@@ -116,6 +116,19 @@ class CircuitBreakers:
         except IntegrityError:  # another process inserted it first: count on its row
             await self.record_failure(provider)
 
+    async def snapshot(self) -> dict[str, CircuitState]:
+        """Every recorded circuit, read from the database now (the cached copy is left as is)."""
+        async with self.db.sessions() as session:
+            rows = (await session.scalars(select(ProviderCircuit))).all()
+        return {row.provider: CircuitState(row.failures, row.opened_until) for row in rows}
+
+    def describe(self, state: CircuitState) -> str:
+        """closed (work goes to it), open (cooling down, or a probe is running) or probing (the
+        cooldown is over: the next attempt probes it)."""
+        if state.opened_until is None:
+            return "closed"
+        return "open" if state.opened_until > self.clock.now() else "probing"
+
     async def _load(self, now: float) -> None:
         async with self.db.sessions() as session:
             rows = (await session.scalars(select(ProviderCircuit))).all()

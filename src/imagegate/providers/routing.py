@@ -22,7 +22,7 @@ from imagegate.providers.base import (
     ProviderError,
     unavailable,
 )
-from imagegate.providers.circuit import CircuitBreakers
+from imagegate.providers.circuit import CircuitBreakers, CircuitState
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,27 @@ class Route:
     name: str
     provider: Provider | None
     problem: str = ""
-    slots: asyncio.Semaphore | None = None
+    cap: int | None = None  # calls at once in this process (None: no cap); more wait in line
+    slots: asyncio.Semaphore | None = field(default=None, init=False, compare=False)
+    # Calls to the provider in progress in this process (the operator's System page shows it).
+    in_flight: int = field(default=0, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.cap is not None:
+            self.slots = asyncio.Semaphore(self.cap)
+
+
+@dataclass(frozen=True)
+class ProviderStatus:
+    """A provider as the operator sees it: usable or why not, its circuit, its calls now."""
+
+    name: str
+    problem: str
+    circuit: str  # closed | open | probing
+    failures: int
+    opened_until: float | None
+    in_flight: int
+    cap: int | None
 
 
 @dataclass(frozen=True)
@@ -68,6 +88,33 @@ class ProviderRouter:
             if route.provider is not None and not await self.breakers.is_open(route.name):
                 return True
         return False
+
+    async def statuses(self) -> list[ProviderStatus]:
+        """Every provider on some route, with its circuit (read fresh from the database, so
+        what other processes recorded shows too) and this process's calls in flight."""
+        circuits = await self.breakers.snapshot()
+        routes: dict[str, list[Route]] = {}
+        for route in (r for model_routes in self.routes.values() for r in model_routes):
+            same = routes.setdefault(route.name, [])
+            if all(route is not seen for seen in same):
+                same.append(route)
+        names = list(routes) + sorted(set(circuits) - set(routes))
+        return [self._status(name, routes.get(name, []), circuits.get(name)) for name in names]
+
+    def _status(
+        self, name: str, routes: list[Route], circuit: CircuitState | None
+    ) -> ProviderStatus:
+        circuit = circuit or CircuitState()
+        caps = [r.cap for r in routes if r.cap is not None]
+        return ProviderStatus(
+            name=name,
+            problem=next((r.problem for r in routes if r.problem), "" if routes else "on no route"),
+            circuit=self.breakers.describe(circuit),
+            failures=circuit.failures,
+            opened_until=circuit.opened_until,
+            in_flight=sum(r.in_flight for r in routes),
+            cap=sum(caps) if caps else None,
+        )
 
     async def generate(self, model: str, request: GenerationRequest) -> list[GeneratedImage]:
         """Images from the first provider that makes them; the last failure otherwise."""
@@ -114,6 +161,16 @@ class ProviderRouter:
         self, route: Route, provider: Provider, request: GenerationRequest
     ) -> list[GeneratedImage]:
         if route.slots is None:
-            return await provider.generate(request)
+            return await self._counted(route, provider, request)
         async with route.slots:
+            return await self._counted(route, provider, request)
+
+    @staticmethod
+    async def _counted(
+        route: Route, provider: Provider, request: GenerationRequest
+    ) -> list[GeneratedImage]:
+        route.in_flight += 1
+        try:
             return await provider.generate(request)
+        finally:
+            route.in_flight -= 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import httpx
@@ -103,7 +102,7 @@ def _route(name: str, settings: Settings, clock: Clock, rehoster: Rehoster) -> R
         if not key:
             return Route(name, None, "IMAGEGATE_IDEOGRAM_API_KEY is not set")
         provider = IdeogramProvider(http, rehoster, key, s.ideogram_base_url)
-        return Route(name, provider, slots=asyncio.Semaphore(s.ideogram_max_in_flight))
+        return Route(name, provider, cap=s.ideogram_max_in_flight)
     token = s.replicate_api_token.get_secret_value()
     if not token:
         return Route(name, None, "IMAGEGATE_REPLICATE_API_TOKEN is not set")
@@ -113,4 +112,4 @@ def _route(name: str, settings: Settings, clock: Clock, rehoster: Rehoster) -> R
         poll_interval=s.replicate_poll_interval, deadline=s.upstream_deadline,
         wait=int(s.upstream_timeout / 2),
     )  # fmt: skip
-    return Route(name, replicate, slots=asyncio.Semaphore(s.replicate_max_in_flight))
+    return Route(name, replicate, cap=s.replicate_max_in_flight)

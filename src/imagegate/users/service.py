@@ -199,6 +199,47 @@ async def end_sessions(session: AsyncSession, user_id: str) -> None:
 # One-time links
 
 
+def password_link(base_url: str, token: str) -> str:
+    """Where a person sets their password with a ``password`` link (console/signin.py)."""
+    return f"{base_url}/console/set-password/{token}"
+
+
+def invite_link(base_url: str, token: str) -> str:
+    """Where a person signs up with an ``invite`` link (console/signin.py)."""
+    return f"{base_url}/console/signup?invite={token}"
+
+
+async def reset_password(session: AsyncSession, user_id: str, now: float) -> str:
+    """An operator's reset: the old password stops working, every session of the user ends,
+    and the returned one-time link token sets a new password."""
+    await get_user(session, user_id)
+    await session.execute(update(User).where(User.id == user_id).values(password_hash=None))
+    await end_sessions(session, user_id)
+    return await issue_link(session, "password", now, user_id=user_id)
+
+
+async def invite(
+    session: AsyncSession, now: float, account_id: str | None = None, role: str = "member"
+) -> str:
+    """A one-time sign-up link token: into ``account_id`` (which must exist) as ``role``, or,
+    with no account, for a person who gets an account of their own."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    if account_id is not None:
+        await billing.get_account(session, account_id)
+    return await issue_link(session, "invite", now, account_id=account_id, role=role)
+
+
+async def set_account_banned(session: AsyncSession, account_id: str, banned: bool) -> Account:
+    """Ban or unban an account. Its keys are refused from the next request on (the API reads
+    the ban), and a ban ends every console session of its users for good."""
+    account = await billing.set_banned(session, account_id, banned)
+    if banned:
+        members = select(User.id).where(User.account_id == account_id)
+        await session.execute(delete(ConsoleSession).where(ConsoleSession.user_id.in_(members)))
+    return account
+
+
 async def issue_link(
     session: AsyncSession,
     purpose: str,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import shutil
@@ -21,6 +22,7 @@ from imagegate.users import service as users
 from imagegate.users.passwords import hash_password
 
 CSRF = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
+HIDDEN = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)"')
 PASSWORD = "correct horse battery"
 CHROMIUM = os.environ.get("IMAGEGATE_TEST_CHROMIUM") or shutil.which("chromium") or "chromium"
 # Each browser test writes a screenshot of every page it visits here (not committed).
@@ -80,12 +82,13 @@ class ConsoleClient:
     async def submit(
         self, form_page: str, action: str, data: dict[str, str], **options: Any
     ) -> httpx.Response:
-        """Open ``form_page``, then post ``data`` to ``action`` with that page's CSRF token."""
+        """Open ``form_page``, then post ``data`` to ``action`` with that page's hidden fields
+        (its CSRF token, a form's one-time token), as a browser sends them."""
         page = await self.http.get(form_page)
         assert page.status_code == 200, page.text
-        return await self.http.post(
-            action, data={"csrf_token": csrf_of(page.text), **data}, **options
-        )
+        hidden = {name: html.unescape(value) for name, value in HIDDEN.findall(page.text)}
+        fields = {**hidden, "csrf_token": csrf_of(page.text), **data}
+        return await self.http.post(action, data=fields, **options)
 
     async def sign_in(self, email: str, password: str = PASSWORD) -> httpx.Response:
         return await self.submit(

@@ -3,6 +3,7 @@ the API at once, and another account's keys are not there at all."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from html.parser import HTMLParser
 from typing import Any
@@ -10,7 +11,14 @@ from typing import Any
 import httpx
 from playwright.async_api import Dialog, Page, expect
 
-from console_support import ConsoleClient, Person, chromium, make_person, screenshot
+from console_support import (
+    HIDDEN,
+    ConsoleClient,
+    Person,
+    chromium,
+    make_person,
+    screenshot,
+)
 from harness import Account, Server, wait_for
 from imagegate.db.models import ApiKey
 from imagegate.keys import service as keys
@@ -426,3 +434,23 @@ async def test_keys_in_a_real_browser(server: Server) -> None:
         await browser_disable_enable(page, server, caller)
         await browser_delete(page, server, caller)
         await context.close()
+
+
+async def test_a_reloaded_or_double_sent_create_form_makes_one_key(server: Server) -> None:
+    browser, person = await signed_in(server, "ada@example.com")
+    async with browser:
+        form = await browser.get("/console/keys/new")
+        fields = {**dict(HIDDEN.findall(form.text)), "name": "once", **NO_LIMITS}
+        # A double click: two posts of one form at the same moment.
+        answers = await asyncio.gather(
+            *(browser.http.post("/console/keys", data=fields) for _ in range(2))
+        )
+        assert sorted(a.status_code for a in answers) == [200, 201]
+        shown = [a for a in answers if a.status_code == 201][0]
+        assert re.search(r"sk-[A-Za-z0-9_-]{43}", shown.text)
+        # A reload of the answer posts the form once more.
+        again = await browser.http.post("/console/keys", data=fields)
+        assert again.url.path == "/console/keys"
+        assert "That form was already sent: its key was created and shown once." in again.text
+        assert not re.search(r"sk-[A-Za-z0-9_-]{43}", again.text)
+        assert await key_count(server, person.account_id) == 1

@@ -5,11 +5,13 @@ keys.policy's, the same functions the admin CLI calls."""
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 
@@ -19,11 +21,15 @@ from imagegate.console.web import redirect, render, services_of
 from imagegate.db.models import ApiKey
 from imagegate.keys import service as keys
 from imagegate.keys.policy import PolicyChange, PolicyError
+from imagegate.users import service as users
 from imagegate.users.service import SignedIn
 
 router = APIRouter(prefix="/console")
 
 KEYS = "/console/keys"
+ALREADY_SENT = (
+    "That form was already sent: its key was created and shown once. It is in the list below."
+)
 
 
 def _utc(moment: float | None, never: str = "never") -> str:
@@ -196,21 +202,40 @@ async def keys_page(request: Request, who: Who) -> Response:
 
 @router.get("/keys/new", response_class=HTMLResponse)
 async def new_key_page(request: Request, who: Who) -> Response:
-    return _form_page(request, who, "keys_new.html", KeyForm(), title="Create an API key")
+    return _new_key_form(request, who, KeyForm(), secrets.token_urlsafe(24))
+
+
+def _new_key_form(
+    request: Request, who: SignedIn, form: KeyForm, once: str, error: ValueError | None = None
+) -> Response:
+    """The create form; ``once`` is its one-time token, so a reload of the answer (which posts
+    the form again) or a double click creates no second key."""
+    return _form_page(
+        request, who, "keys_new.html", form, error, title="Create an API key", once=once
+    )
+
+
+class _AlreadySent(Exception):
+    pass
 
 
 @router.post("/keys", response_class=HTMLResponse)
 async def create_key(request: Request, who: Who) -> Response:
-    form = KeyForm.posted(await checked_form(request, who))
+    posted = await checked_form(request, who)
+    form, once = KeyForm.posted(posted), text(posted, "once")
     services = services_of(request)
     now = services.clock.now()
     try:
         async with services.db.transaction() as session:
+            if not await users.spend_form_token(session, once, who.user_id, now):
+                raise _AlreadySent()
             key, plaintext = await keys.create_key(
                 session, services.hasher, who.account_id, form.name, now, form.change()
             )
     except ValueError as exc:
-        return _form_page(request, who, "keys_new.html", form, exc, title="Create an API key")
+        return _new_key_form(request, who, form, once, exc)
+    except (_AlreadySent, IntegrityError):
+        return redirect(request, KEYS, ALREADY_SENT)
     # Shown on this answer only (no-store): the database keeps just a hash.
     view = key_view(key, now)
     return render(

@@ -291,6 +291,27 @@ async def use_link(session: AsyncSession, token: str, purpose: str, now: float) 
     return link
 
 
+async def spend_form_token(session: AsyncSession, token: str, user_id: str, now: float) -> bool:
+    """Mark a form's one-time token as sent; False when it was sent before (a reload or a
+    double click re-posting a form whose effect must happen once, such as creating a key)."""
+    if not token or len(token) > 128:
+        return False
+    if await session.get(UserToken, token_id(token)) is not None:
+        return False
+    session.add(
+        UserToken(
+            id=token_id(token),
+            purpose="form",
+            user_id=user_id,
+            created_at=now,
+            expires_at=now,
+            used_at=now,
+        )
+    )
+    await session.flush()  # a concurrent sender of the same token fails here (primary key)
+    return True
+
+
 async def sign_up(
     session: AsyncSession,
     email: str,

@@ -234,3 +234,38 @@ async def test_a_disabled_user_or_banned_account_cannot_sign_in(server: Server) 
         # A wrong password says nothing about either.
         page = await browser.sign_in(banned.email, "wrong password!")
         assert "Incorrect email or password." in page.text
+
+
+async def test_a_nul_character_anywhere_is_a_readable_refusal(server: Server) -> None:
+    operator = await make_person(server, unique_email(), role="operator")
+    async with ConsoleClient(server) as browser:
+        for data in ({"email": "a\x00@example.com"}, {"password": "x\x00y"}):
+            page = await browser.submit(
+                "/console/login", "/console/login", {"email": "a@b.c", "password": "p", **data}
+            )
+            assert page.status_code == 400
+            assert "not allowed (NUL)" in page.text
+        page = await browser.submit(
+            "/console/signup",
+            "/console/signup",
+            {"email": "a\x00@example.com", "password": PASSWORD, "confirm": PASSWORD},
+        )
+        assert page.status_code == 400
+        assert (await browser.sign_in(operator.email)).url.path == "/console"
+        for path in (
+            "/console/admin/accounts/%00",
+            "/console/admin/accounts?q=%00",
+            "/console/keys/%00",
+            "/console/tasks/%00",
+            "/console/tasks?cursor=%00",
+            "/console/billing?before=%00",
+        ):
+            page = await browser.get(path)
+            assert page.status_code == 400, path
+            assert "not allowed (NUL)" in page.text
+        page = await browser.submit(
+            f"/console/admin/accounts/{operator.account_id}",
+            f"/console/admin/accounts/{operator.account_id}/adjust",
+            {"amount": "5", "reason": "nul\x00"},
+        )
+        assert page.status_code == 400

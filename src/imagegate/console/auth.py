@@ -5,6 +5,7 @@ session cookie is read here, and /v1 reads only the Authorization header."""
 from __future__ import annotations
 
 import hmac
+from collections.abc import Iterable
 from typing import Annotated
 from urllib.parse import quote
 
@@ -34,8 +35,19 @@ class FormRefused(Exception):
     """A state-changing request without this browser's CSRF token."""
 
 
+class UnreadableInput(Exception):
+    """A NUL character in an address or a form: no text of ours holds one (and PostgreSQL
+    refuses them), so it names nothing and is refused before any lookup."""
+
+
+def _refuse_nul(values: Iterable[str]) -> None:
+    if any("\x00" in value for value in values):
+        raise UnreadableInput()
+
+
 async def optional_user(request: Request) -> SignedIn | None:
     """The signed-in person, or None."""
+    _refuse_nul([request.url.path, *request.query_params.values()])
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         return None
@@ -75,6 +87,7 @@ Operator = Annotated[SignedIn, Depends(current_operator)]
 async def checked_form(request: Request, who: SignedIn | None) -> FormData:
     """The posted form, after checking its CSRF token against this browser's."""
     form = await request.form()
+    _refuse_nul(value for value in form.values() if isinstance(value, str))
     given = form.get("csrf_token")
     if not isinstance(given, str) or not hmac.compare_digest(given, csrf_token(request, who)):
         raise FormRefused()

@@ -7,7 +7,13 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from imagegate.console import billing, home, keys, operators, signin, tasks
-from imagegate.console.auth import FormRefused, LoginRequired, PageNotFound, login_url
+from imagegate.console.auth import (
+    FormRefused,
+    LoginRequired,
+    PageNotFound,
+    UnreadableInput,
+    login_url,
+)
 from imagegate.console.web import HERE, error_page
 
 PREFIX = "/console"
@@ -40,6 +46,16 @@ async def _form_refused(request: Request, _exc: Exception) -> Response:
     )
 
 
+async def _unreadable(request: Request, _exc: Exception) -> Response:
+    return error_page(
+        request,
+        400,
+        "Request refused",
+        "The address or the form holds a character that is not allowed (NUL). Remove it and "
+        "try again.",
+    )
+
+
 def console_error(request: Request, status: int, message: str) -> Response:
     """The HTML answer for a routing error under /console (the API's is the JSON envelope)."""
     title = "Not found" if status == 404 else "Request refused"
@@ -55,3 +71,4 @@ def install_console(app: FastAPI) -> None:
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_exception_handler(PageNotFound, _not_found)
     app.add_exception_handler(FormRefused, _form_refused)
+    app.add_exception_handler(UnreadableInput, _unreadable)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -108,6 +109,17 @@ class Settings(BaseSettings):
     # Keys' last_used_at is written in batches this often, not once per request.
     key_usage_flush_seconds: float = Field(default=10.0, gt=0)
 
+    # Buying credits (console > Billing): packs as credits:price in the operator's currency,
+    # e.g. "500:2.50,2000:10,10000:45"; Stripe Checkout is on when both Stripe secrets are set.
+    topup_packs: Annotated[tuple[tuple[int, Decimal], ...], NoDecode] = ()
+    currency: str = "usd"
+    stripe_api_key: SecretStr = SecretStr("")
+    stripe_webhook_secret: SecretStr = SecretStr("")
+    stripe_api_base: str = ""  # empty: Stripe's own API (tests point it at a loopback fake)
+    # Redemption attempts allowed per account and per client address in 15 minutes.
+    redeem_attempts_per_account: int = Field(default=10, ge=1)
+    redeem_attempts_per_address: int = Field(default=30, ge=1)
+
     max_body_bytes: int = Field(default=65536, ge=1024)
     # Credits given to the demo account created on the very first start of `imagegate serve`.
     demo_credits: int = Field(default=1000, ge=0)
@@ -121,6 +133,32 @@ class Settings(BaseSettings):
         if not value or any(delay < 0 for delay in value):
             raise ValueError("give one or more non-negative delays in seconds, e.g. 0,180,600")
         return value
+
+    @field_validator("topup_packs", mode="before")
+    @classmethod
+    def _parse_packs(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        packs = []
+        for part in (p.strip() for p in value.split(",") if p.strip()):
+            credits, _, price = part.partition(":")
+            try:
+                pack = (int(credits), Decimal(price))
+            except (ValueError, ArithmeticError):
+                raise ValueError(
+                    f"not a pack: {part!r}; write credits:price, e.g. 500:2.50"
+                ) from None
+            if pack[0] < 1 or not pack[1] > 0:
+                raise ValueError(f"a pack needs credits >= 1 and a price > 0: {part!r}")
+            packs.append(pack)
+        return tuple(packs)
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, value: str) -> str:
+        if len(value) != 3 or not value.isalpha():
+            raise ValueError("a three-letter ISO currency code, e.g. usd")
+        return value.lower()
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

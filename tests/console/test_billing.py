@@ -169,7 +169,7 @@ async def test_empty_ledger_and_sign_in_required(server: Server) -> None:
     assert "No ledger entries yet." in page.text
     assert "0 credits</div>" in page.text
     assert list(csv.reader(io.StringIO(export.text))) == [
-        ["id", "time", "kind", "amount", "balance_after", "task_id", "note"]
+        ["id", "time", "kind", "amount", "balance_after", "task_id", "source", "reference", "note"]
     ]
 
 

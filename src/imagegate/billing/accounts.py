@@ -118,7 +118,9 @@ async def adjust_credits(
             "Nothing was changed."
         )
     try:
-        return await billing.top_up(session, account_id, amount, now, reason, kind="adjustment")
+        return await billing.top_up(
+            session, account_id, amount, now, reason, kind="adjustment", source="operator"
+        )
     except ValueError:  # spent meanwhile; the caller's transaction rolls the update back
         raise ValueError(
             f"The balance fell below {-amount} credits meanwhile; nothing was changed."

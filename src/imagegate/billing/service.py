@@ -42,6 +42,8 @@ async def get_account(session: AsyncSession, account_id: str) -> Account:
 
 
 CREDIT_KINDS = ("top_up", "adjustment")  # entries that are not a task's charge or refund
+# Where credits come from (receipts): a Stripe Checkout Session, a redemption code, an operator.
+SOURCES = ("stripe", "code", "operator")
 
 
 async def top_up(
@@ -51,11 +53,15 @@ async def top_up(
     now: float,
     note: str = "",
     kind: str = "top_up",
+    source: str | None = None,
+    reference: str | None = None,
 ) -> int:
     """Add ``amount`` credits (negative to correct, never below zero: ValueError) as a ledger
     entry of ``kind`` (top_up, or adjustment by an operator with its reason in ``note``);
-    returns the new balance."""
+    returns the new balance. ``source`` and ``reference`` say where the credits came from
+    (SOURCES); one (source, reference) credits once: a second raises IntegrityError."""
     assert kind in CREDIT_KINDS
+    assert source is None or source in SOURCES
     new_balance = await session.scalar(
         update(Account)
         .where(Account.id == account_id)
@@ -67,7 +73,15 @@ async def top_up(
     if new_balance < 0:
         raise ValueError(f"balance would become negative ({new_balance})")
     session.add(
-        LedgerEntry(account_id=account_id, kind=kind, amount=amount, note=note, created_at=now)
+        LedgerEntry(
+            account_id=account_id,
+            kind=kind,
+            amount=amount,
+            note=note,
+            created_at=now,
+            source=source,
+            reference=reference,
+        )
     )
     await session.flush()
     return int(new_balance)

@@ -64,7 +64,9 @@ def account_top_up(
     """Add credits to an account."""
 
     async def action(session: AsyncSession, s: Services) -> tuple[str, dict[str, Any]]:
-        new = await billing.top_up(session, account_id, credits, s.clock.now(), note="admin top-up")
+        new = await billing.top_up(
+            session, account_id, credits, s.clock.now(), note="admin top-up", source="operator"
+        )
         obj = {"id": account_id, "added": credits, "credits": new}
         return f"account {account_id}: +{credits} credits, balance {new}", obj
 

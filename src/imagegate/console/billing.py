@@ -8,7 +8,7 @@ import io
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from imagegate.billing import service as billing
 from imagegate.billing.service import DaySpend, LedgerRow
 from imagegate.callbacks import service as callbacks
+from imagegate.console import alerts, codes, topup
 from imagegate.console.auth import Who, checked_form
 from imagegate.console.web import SECURITY_HEADERS, redirect, render, services_of
 from imagegate.db.models import LedgerEntry
@@ -32,7 +33,17 @@ KIND_WORDS = {
     "top_up": "Top-up",
     "adjustment": "Adjustment",
 }
-CSV_HEADER = ("id", "time", "kind", "amount", "balance_after", "task_id", "note")
+CSV_HEADER = (
+    "id",
+    "time",
+    "kind",
+    "amount",
+    "balance_after",
+    "task_id",
+    "source",
+    "reference",
+    "note",
+)
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet would run these as formulas
 
 
@@ -73,21 +84,39 @@ Before = Annotated[int | None, Query(ge=1, le=2**63 - 1)]  # a ledger entry id
 
 @router.get("/billing", response_class=HTMLResponse)
 async def billing_page(request: Request, who: Who, before: Before = None) -> Response:
+    return await billing_view(request, who, before)
+
+
+async def billing_view(
+    request: Request,
+    who: SignedIn,
+    before: int | None = None,
+    status_code: int = 200,
+    **extra: Any,
+) -> Response:
+    """The Billing page; the sections on buying credits, codes and alerts add their parts, and
+    a form of theirs that was refused re-renders it with ``extra`` (its error, its values)."""
     services = services_of(request)
     async with services.db.sessions() as session:
         balance = await billing.balance(session, who.account_id)
         page = await billing.ledger_page(session, who.account_id, before, PAGE_SIZE)
         spending = await billing.daily_spend(session, who.account_id, services.clock.now())
+        sections: dict[str, Any] = {}
+        for section in (topup.section, codes.section, alerts.section):
+            sections.update(await section(request, who, session))
     return render(
         request,
         "billing.html",
         who,
+        status_code,
         title="Billing",
         balance=balance,
         lines=[LedgerLine.of(row) for row in page.rows],
         older_than=page.older_than,
         first_page=before is None,
         chart=SpendChart.of(spending),
+        **sections,
+        **extra,
     )
 
 
@@ -130,7 +159,10 @@ def _csv_row(entry: LedgerEntry, balance_after: int) -> tuple[str | int, ...]:
     note = entry.note or ""
     if note.startswith(FORMULA_STARTS):
         note = "'" + note
-    return (entry.id, time, entry.kind, entry.amount, balance_after, entry.task_id or "", note)
+    return (
+        entry.id, time, entry.kind, entry.amount, balance_after, entry.task_id or "",
+        entry.source or "", entry.reference or "", note,
+    )  # fmt: skip
 
 
 # The chart's geometry, in the units of its viewBox.

@@ -6,7 +6,17 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from imagegate.console import billing, home, keys, operators, signin, tasks
+from imagegate.console import (
+    alerts,
+    billing,
+    codes,
+    home,
+    keys,
+    operators,
+    signin,
+    tasks,
+    topup,
+)
 from imagegate.console.auth import (
     FormRefused,
     LoginRequired,
@@ -64,7 +74,7 @@ def console_error(request: Request, status: int, message: str) -> Response:
 
 
 def install_console(app: FastAPI) -> None:
-    for module in (signin, home, keys, tasks, billing, operators):
+    for module in (signin, home, keys, tasks, billing, topup, codes, alerts, operators):
         app.include_router(module.router, include_in_schema=False)
     app.include_router(root)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=HERE / "static"), name="console-static")

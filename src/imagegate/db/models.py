@@ -41,6 +41,12 @@ class Account(Base):
     created_at: Mapped[float] = mapped_column(Float)
     # Standard Webhooks signing secret (whsec_...); made on first use, rotatable by the operator.
     webhook_secret: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Account events (account.low_balance) are POSTed here, signed, when set.
+    webhook_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # A console banner and one account.low_balance event when the balance falls below this;
+    # notified is set when the event is sent and cleared when the balance is back above.
+    low_balance_threshold: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    low_balance_notified: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class ApiKey(Base):
@@ -71,6 +77,8 @@ class LedgerEntry(Base):
     __tablename__ = "ledger_entries"
     __table_args__ = (
         UniqueConstraint("task_id", "kind", name="uq_ledger_task_kind"),
+        # A payment or a code credits once: (stripe, cs_...) or (code, <code id>) is unique.
+        UniqueConstraint("source", "reference", name="uq_ledger_source_reference"),
         Index("ix_ledger_account_id_id", "account_id", "id"),  # the console's ledger pages
         Index("ix_ledger_account_created", "account_id", "created_at"),  # spend per day
     )
@@ -84,6 +92,10 @@ class LedgerEntry(Base):
     task_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     note: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[float] = mapped_column(Float)
+    # Where credits came from, for receipts: stripe (reference: the Checkout Session id),
+    # code (the redemption code's id), operator (an admin top-up or adjustment); else None.
+    source: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    reference: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
 
 class Task(Base):
@@ -204,3 +216,57 @@ class UserToken(Base):
     created_at: Mapped[float] = mapped_column(Float)
     expires_at: Mapped[float] = mapped_column(Float)
     used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class CheckoutSession(Base):
+    """A Stripe Checkout Session this server created: the pack it sells is recorded here, so a
+    webhook credits what was sold, never what an event's metadata claims."""
+
+    __tablename__ = "checkout_sessions"
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)  # Stripe's cs_...
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    user_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    credits: Mapped[int] = mapped_column(BigInteger)
+    amount: Mapped[int] = mapped_column(BigInteger)  # in the currency's minor unit (cents)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16))  # open|paid|expired
+    created_at: Mapped[float] = mapped_column(Float)
+    paid_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    payment_intent: Mapped[str | None] = mapped_column(String(255), nullable=True)
+
+
+class PaymentEvent(Base):
+    """A Stripe event about money already credited (charge.refunded, charge.dispute.created):
+    recorded for the account's ledger page and the operator; debiting is the operator's call."""
+
+    __tablename__ = "payment_events"
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)  # Stripe's evt_...
+    account_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id"), index=True)
+    type: Mapped[str] = mapped_column(String(64))
+    object_id: Mapped[str] = mapped_column(String(255))  # the charge or dispute
+    amount: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # minor unit
+    currency: Mapped[str | None] = mapped_column(String(3), nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class CodeBatch(Base):
+    """Redemption codes made together by an operator: each worth ``credits``, once."""
+
+    __tablename__ = "code_batches"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    credits: Mapped[int] = mapped_column(BigInteger)
+    count: Mapped[int] = mapped_column(Integer)
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class RedemptionCode(Base):
+    """One code, stored only as its SHA-256 (codes carry >= 128 random bits); single use."""
+
+    __tablename__ = "redemption_codes"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 hex of the code
+    batch_id: Mapped[str] = mapped_column(ForeignKey("code_batches.id"), index=True)
+    hint: Mapped[str] = mapped_column(String(16))  # the code's last characters, for people
+    redeemed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    account_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id"), nullable=True)

@@ -44,6 +44,7 @@ class SignedIn:
     role: str
     account_id: str
     account_name: str
+    low_balance: bool = False  # below the account's alert threshold: the console shows a banner
 
     @property
     def is_operator(self) -> bool:
@@ -178,7 +179,9 @@ async def signed_in(
         return None
     if user.status != "active" or account.banned:
         return None
-    who = SignedIn(record.id, user.id, user.email, user.role, account.id, account.name)
+    threshold = account.low_balance_threshold
+    low = threshold is not None and account.credits < threshold
+    who = SignedIn(record.id, user.id, user.email, user.role, account.id, account.name, low)
     return who, record.last_seen_at
 
 

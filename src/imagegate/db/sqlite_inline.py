@@ -13,6 +13,7 @@ Writers of this process are already queued by Database.transaction().
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import Callable, Sequence
 from types import SimpleNamespace
@@ -21,6 +22,19 @@ from typing import Any
 from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_dbapi
 
 _BLOCKING = ("BEGIN IMMEDIATE", "BEGIN EXCLUSIVE")
+
+
+async def _in_thread_to_the_end(func: Any, *args: Any) -> None:
+    """Run ``func`` in a thread and wait for it even when the caller is cancelled (a request
+    cut off, a job past its time limit): the thread holds this connection, and closing or
+    reusing a sqlite3 connection while another thread runs on it crashes the process."""
+    done = asyncio.ensure_future(asyncio.to_thread(func, *args))
+    try:
+        await asyncio.shield(done)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await done
+        raise
 
 
 class Cursor:
@@ -35,7 +49,7 @@ class Cursor:
 
     async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> Cursor:
         if sql.lstrip().upper().startswith(_BLOCKING):
-            await asyncio.to_thread(self._cursor.execute, sql, parameters)
+            await _in_thread_to_the_end(self._cursor.execute, sql, parameters)
         else:
             self._cursor.execute(sql, parameters)
         return self

@@ -21,6 +21,7 @@ class KeyUsage:
         self._interval = interval
         self._seen: dict[str, float] = {}
         self._loop: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     def seen(self, key_id: str, now: float) -> None:
         """Note a request of ``key_id`` (no I/O: the hot path only writes a dict entry)."""
@@ -41,16 +42,17 @@ class KeyUsage:
         self._loop = asyncio.create_task(self._run(), name="key-usage")
 
     async def stop(self) -> None:
+        """End the loop (never in the middle of a write) and write what is left."""
+        self._stopping.set()
         if self._loop is not None:
-            self._loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop
+            await self._loop
         with contextlib.suppress(Exception):  # the database may already be gone on shutdown
             await self.flush()
 
     async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._interval)
             try:
                 await self.flush()
             except Exception:  # a database hiccup must not end the loop; the next batch retries

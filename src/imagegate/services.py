@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from imagegate.billing.alerts import DELIVER_ACCOUNT_EVENT
+from imagegate.callbacks.account_events import AccountEventDeliverer
 from imagegate.callbacks.jobs import CallbackDeliverer
 from imagegate.callbacks.service import CALLBACKS_QUEUE, DELIVER_CALLBACK
 from imagegate.clock import Clock
@@ -25,7 +27,7 @@ from imagegate.providers.setup import build_router, upstream_client
 from imagegate.storage.local import LocalImageStore
 from imagegate.tasks.jobs import TaskRunner
 from imagegate.tasks.service import RUN_TASK
-from imagegate.users.throttle import LoginThrottle
+from imagegate.users.throttle import AttemptThrottle, LoginThrottle
 
 
 @dataclass
@@ -43,6 +45,7 @@ class Services:
     trusted_proxies: list[Network]
     key_usage: KeyUsage
     login_throttle: LoginThrottle
+    redeem_throttle: AttemptThrottle  # redemption codes: failed attempts per account, address
     workers: list[Worker] = field(default_factory=list)
 
     @property
@@ -105,6 +108,12 @@ def build_services(
             settings.login_failures_per_address,
             namespace="login:" + hasher.derive("login").hex()[:16],
         ),
+        redeem_throttle=AttemptThrottle(
+            rate_limiter.storage,
+            settings.redeem_attempts_per_account,
+            settings.redeem_attempts_per_address,
+            namespace="redeem:" + hasher.derive("redeem").hex()[:16],
+        ),
     )
 
 
@@ -119,6 +128,9 @@ def build_workers(
     )
     deliverer = CallbackDeliverer(s.db, s.queue, s.http, s.clock, s.settings)
     kinds = {RUN_TASK: runner.job_kind(), DELIVER_CALLBACK: deliverer.job_kind()}
+    kinds[DELIVER_ACCOUNT_EVENT] = AccountEventDeliverer(
+        s.db, s.queue, s.http, s.clock, s.settings
+    ).job_kind()
     task_queues = None if queues is None else tuple(q for q in queues if q != CALLBACKS_QUEUE)
     pools: list[tuple[tuple[str, ...] | None, tuple[str, ...], int]] = []
     if task_queues is None or task_queues:

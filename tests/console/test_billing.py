@@ -305,7 +305,9 @@ async def test_spend_per_day_splits_at_utc_midnight(server: Server) -> None:
     midnight = (int(server.clock.now()) // DAY + 1) * DAY
     async with server.services.db.transaction() as session:
         for task, at in (("t-before", midnight - 1), ("t-at", midnight), ("t-late", midnight - 60)):
-            await billing.charge(session, person.account_id, "k", task, 16, at)
+            await billing.charge(
+                session, person.account_id, "k", task, 16, at, queue=server.services.queue
+            )
         await billing.refund(session, "t-late", midnight + 60)  # refunded the next day
     async with server.services.db.sessions() as session:
         days = await billing.daily_spend(session, person.account_id, midnight + 3600)

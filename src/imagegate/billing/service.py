@@ -16,8 +16,10 @@ from itertools import pairwise
 from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from imagegate.billing import alerts
 from imagegate.db.models import Account, LedgerEntry
 from imagegate.errors import InsufficientCredits
+from imagegate.jobs.queue import JobQueue
 
 
 class AccountNotFound(LookupError):
@@ -88,16 +90,28 @@ async def top_up(
 
 
 async def charge(
-    session: AsyncSession, account_id: str, key_id: str, task_id: str, price: int, now: float
+    session: AsyncSession,
+    account_id: str,
+    key_id: str,
+    task_id: str,
+    price: int,
+    now: float,
+    *,
+    queue: JobQueue,
 ) -> None:
-    """Take ``price`` credits for ``task_id`` or raise InsufficientCredits, atomically."""
-    charged = await session.execute(
-        update(Account)
-        .where(Account.id == account_id, Account.credits >= price)
-        .values(credits=Account.credits - price)
-    )
-    if charged.rowcount != 1:  # type: ignore[attr-defined]
+    """Take ``price`` credits for ``task_id`` or raise InsufficientCredits, atomically; a charge
+    that crosses the account's low-balance threshold also tells the account (billing/alerts.py)."""
+    charged = (
+        await session.execute(
+            update(Account)
+            .where(Account.id == account_id, Account.credits >= price)
+            .values(credits=Account.credits - price)
+            .returning(Account.credits, Account.low_balance_threshold, Account.low_balance_notified)
+        )
+    ).first()
+    if charged is None:
         raise InsufficientCredits()
+    balance, threshold, notified = charged
     session.add(
         LedgerEntry(
             account_id=account_id,
@@ -108,6 +122,8 @@ async def charge(
             created_at=now,
         )
     )
+    if threshold is not None and alerts.crossed(balance, price, threshold, notified):
+        await alerts.notify(session, queue, account_id, balance, threshold, now)
 
 
 async def refund(session: AsyncSession, task_id: str, now: float) -> int:

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagegate.billing import service as billing
 from imagegate.callbacks import service as callbacks
+from imagegate.cli.codes import app as code_app
 from imagegate.cli.common import JsonFlag, run_action
 from imagegate.cli.keys import app as key_app
 from imagegate.cli.users import app as user_app
@@ -27,6 +28,7 @@ account_app = typer.Typer(help="Accounts and credits.", no_args_is_help=True)
 app.add_typer(account_app, name="account")
 app.add_typer(key_app, name="key")
 app.add_typer(user_app, name="user")
+app.add_typer(code_app, name="codes")
 
 
 def _entry_json(entry: LedgerEntry) -> dict[str, Any]:

@@ -53,7 +53,9 @@ async def create_task(
     price = model.price(task_input["rendering_speed"])
     await check_spend(session, principal.key_id, principal.spend, price, now)
     task_id = str(uuid.uuid4())
-    await billing.charge(session, principal.account_id, principal.key_id, task_id, price, now)
+    await billing.charge(
+        session, principal.account_id, principal.key_id, task_id, price, now, queue=queue
+    )
     task = Task(
         id=task_id,
         account_id=principal.account_id,

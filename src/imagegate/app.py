@@ -12,6 +12,7 @@ from fastapi.openapi.utils import get_openapi
 
 from imagegate import __version__
 from imagegate.billing.router import router as billing_router
+from imagegate.billing.stripe_webhook import router as stripe_webhook_router
 from imagegate.callbacks.router import router as callbacks_router
 from imagegate.clock import Clock
 from imagegate.config import Settings
@@ -71,6 +72,7 @@ def create_app(
     app.add_middleware(RateLimitHeaders)
     app.include_router(tasks_router)
     app.include_router(billing_router)
+    app.include_router(stripe_webhook_router)
     app.include_router(callbacks_router)
     app.include_router(images_router)
     app.include_router(health_router)

@@ -27,7 +27,7 @@ from fake_stripe import (
     stripe_settings,
 )
 from harness import Server, running_server
-from imagegate.billing import payments
+from imagegate.billing import payments, stripe_api
 from imagegate.config import Settings
 from imagegate.db.models import CheckoutSession, LedgerEntry, PaymentEvent
 
@@ -55,7 +55,7 @@ async def start_checkout(server: Server, account_id: str, pack: int = 0) -> str:
     """A Checkout Session made through the SDK and recorded, as the console's Top up does."""
     settings = server.services.settings
     chosen = payments.packs(settings)[pack]
-    checkout = await payments.create_checkout(settings, account_id, chosen)
+    checkout = await stripe_api.create_checkout(settings, account_id, chosen)
     async with server.services.db.transaction() as session:
         await payments.record_checkout(
             session, checkout, account_id, None, chosen, server.clock.now()
@@ -123,7 +123,7 @@ async def test_the_sdk_creates_the_session_we_record(server: Server, stripe_fake
 
     # The fake answers retrieval as Stripe does, paid once the buyer paid.
     await stripe_fake.send(stripe_fake.complete(session_id))
-    async with payments.stripe_client(server.services.settings) as client:
+    async with stripe_api.stripe_client(server.services.settings) as client:
         found = await client.v1.checkout.sessions.retrieve_async(session_id)
         assert (found.status, found.payment_status, found.amount_total) == (
             "complete", "paid", 1000,

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from imagegate.billing import payments
+from imagegate.billing import payments, stripe_api
 from imagegate.billing import service as billing
 from imagegate.console import billing as billing_page
 from imagegate.console.auth import PageNotFound, Who, checked_form, text
@@ -87,8 +87,8 @@ async def start_top_up(request: Request, who: Who) -> Response:
         message = "That pack is not on sale (any more). Choose one of the packs below."
         return await billing_page.billing_view(request, who, status_code=400, error=message)
     try:
-        checkout = await payments.create_checkout(settings, who.account_id, pack)
-    except payments.CheckoutFailed as exc:
+        checkout = await stripe_api.create_checkout(settings, who.account_id, pack)
+    except stripe_api.CheckoutFailed as exc:
         return await billing_page.billing_view(request, who, status_code=502, error=str(exc))
     async with services.db.transaction() as session:
         await payments.record_checkout(

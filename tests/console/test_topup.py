@@ -261,3 +261,11 @@ async def test_refunds_and_disputes_show_on_billing_and_debit_nothing(
     rows = re.findall(r"<td>(Refund|Dispute)</td>\s*<td class=\"num\">([^<]+)</td>", page)
     assert sorted(rows) == [("Dispute", "$2.50"), ("Refund", "$1.00")]
     assert await credits_by_api(server, person.account_id) == 500
+    # The operator sees them on the account's page, beside Adjust credits.
+    operator = await make_person(server, "ops-refund@example.com", role="operator")
+    async with ConsoleClient(server) as ops:
+        await ops.sign_in(operator.email)
+        account = (await ops.get(f"/console/admin/accounts/{person.account_id}")).text
+    assert "Payment events" in account
+    shown = re.findall(r"<td>(Refund|Dispute)</td>\s*<td class=\"num\">([^<]+)</td>", account)
+    assert sorted(shown) == [("Dispute", "$2.50"), ("Refund", "$1.00")]

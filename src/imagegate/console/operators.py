@@ -14,10 +14,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from imagegate.billing import accounts
+from imagegate.billing import accounts, payments
 from imagegate.billing import service as billing
 from imagegate.callbacks.stats import failing_callbacks
 from imagegate.console.auth import Operator, PageNotFound, checked_form, text
+from imagegate.console.topup import PaymentEventLine
 from imagegate.console.web import redirect, render, services_of
 from imagegate.db.models import User
 from imagegate.jobs import stats as job_stats
@@ -89,9 +90,11 @@ async def account_page(
             detail = await accounts.account_detail(session, account_id)
         except billing.AccountNotFound:
             raise PageNotFound() from None
+        events = await payments.payment_events(session, account_id)
     return render(
         request, "admin_account.html", who, status_code,
-        title=f"Account {detail.account.name}", detail=detail, **HELPERS, **extra,
+        title=f"Account {detail.account.name}", detail=detail,
+        payment_events=[PaymentEventLine.of(event) for event in events], **HELPERS, **extra,
     )  # fmt: skip
 
 

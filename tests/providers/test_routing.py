@@ -9,6 +9,7 @@ from pydantic import SecretStr
 
 from harness import wait_for
 from imagegate.config import Settings
+from imagegate.db.models import ApiKey
 from imagegate.providers.base import SAFETY_REJECTED
 from imagegate.providers.setup import default_route
 from upstream_fakes import FakeIdeogram, FakeReplicate, running, server_for, upstream_settings
@@ -151,3 +152,21 @@ def test_the_default_route_follows_the_credentials_given(settings: Settings) -> 
 
 async def _held(fake: FakeIdeogram, n: int) -> bool:
     return fake.in_flight >= n
+
+
+async def test_a_key_outside_its_model_allowlist_gets_404_even_when_no_provider_can_work(
+    settings: Settings,
+) -> None:
+    async with server_for(upstream_settings(settings, routes={"ideogram-v4": []})) as server:
+        account = await server.account(credits=100)
+        async with server.services.db.transaction() as session:
+            key = await session.get(ApiKey, account.key_id)
+            assert key is not None
+            key.models = ["another-model"]  # an allowlist without ideogram-v4
+
+        response = await server.create(account)
+
+        # The model check comes before the provider check: the key cannot learn of the model.
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "model_not_found"
+        assert await server.ledger(account) == (100, 100)

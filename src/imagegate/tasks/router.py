@@ -8,7 +8,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from imagegate.callbacks.ssrf import Unresolvable, UnsafeDestination, resolve
-from imagegate.catalog import find_model
 from imagegate.envelope import success
 from imagegate.errors import InvalidRequest, UpstreamUnavailable
 from imagegate.http_routes import get_and_head
@@ -45,15 +44,17 @@ async def create_generation(request: Request, caller: Caller, services: Services
     body = parse_create_request(raw)
     if body.callback_url is not None:
         await check_callback_url(body.callback_url, services.settings.callback_allow_private)
-    model = find_model(body.model)
-    if model is not None and not await services.providers.available(model.name):
+    # The order of checks: ... body (400) -> model (404) -> a provider for it (503) -> spend
+    # limits and balance (429, 402, in the charging transaction).
+    model = service.admitted_model(caller, body)
+    if not await services.providers.available(model.name):
         raise UpstreamUnavailable(
             f"No provider can take '{model.name}' tasks right now (nothing was charged); "
             "try again later."
         )
     async with services.db.transaction() as session:
         task = await service.create_task(
-            session, services.queue, caller, body, services.clock.now()
+            session, services.queue, caller, body, services.clock.now(), model
         )
     return JSONResponse(success({"taskId": task.id}))
 

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagegate.billing import service as billing
 from imagegate.callbacks import service as callbacks
-from imagegate.catalog import find_model
+from imagegate.catalog import CatalogModel, find_model
 from imagegate.db.models import Callback, CallbackAttempt, LedgerEntry, Task
 from imagegate.errors import ModelNotFound, TaskNotFound
 from imagegate.jobs.queue import JobQueue
@@ -33,22 +33,29 @@ def task_queue(model: str) -> str:
     return f"model:{model}"
 
 
+def admitted_model(principal: Principal, request: CreateTaskRequest) -> CatalogModel:
+    """The catalogue model a create asks for, or ModelNotFound: unknown, inactive, or outside
+    the key's model allowlist (so a key cannot probe the catalogue)."""
+    model = find_model(request.model)
+    if model is None or (principal.models is not None and model.name not in principal.models):
+        raise ModelNotFound(f"Model '{request.model}' does not exist or is inactive.")
+    return model
+
+
 async def create_task(
     session: AsyncSession,
     queue: JobQueue,
     principal: Principal,
     request: CreateTaskRequest,
     now: float,
+    model: CatalogModel,
 ) -> Task:
-    """A pending task, its charge and its job, in the caller's transaction.
+    """A pending task of ``model`` (see admitted_model), its charge and its job, in the
+    caller's transaction.
 
-    Raises ModelNotFound for an unknown or inactive model (or one outside the key's allowlist),
-    SpendLimitExceeded past a key's spend limit and InsufficientCredits when the balance is below
-    the price; in each case nothing is written.
+    Raises SpendLimitExceeded past a key's spend limit and InsufficientCredits when the balance
+    is below the price; in each case nothing is written.
     """
-    model = find_model(request.model)
-    if model is None or (principal.models is not None and model.name not in principal.models):
-        raise ModelNotFound(f"Model '{request.model}' does not exist or is inactive.")
     task_input = request.input.resolved()
     price = model.price(task_input["rendering_speed"])
     await check_spend(session, principal.key_id, principal.spend, price, now)

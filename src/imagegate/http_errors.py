@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from imagegate.errors import ApiError, InternalError, InvalidRequest
 
@@ -50,6 +51,12 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(InvalidRequest(f"'{field}' is invalid." if field else None))
 
 
+async def _client_gone(request: Request, _exc: Exception) -> Response:
+    # An ordinary event: the body was not read in full, so nothing was written.
+    log.info("client went away during %s %s", request.method, request.url.path)
+    return Response(status_code=400)  # nobody is left to read it
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     html = _html_errors(request)
@@ -72,4 +79,5 @@ def install_error_handlers(app: FastAPI, html: dict[str, HtmlErrors] | None = No
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(Exception, _unexpected)

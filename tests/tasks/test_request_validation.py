@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 import pytest
 from sqlalchemy import text
 
-from harness import Account, Server
+from harness import Account, Server, wait_for
 
 
 def _body(**input_fields: Any) -> dict[str, Any]:
@@ -195,3 +197,30 @@ async def test_head_requests_are_answered_like_get(server: Server, account: Acco
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
     assert response.content == b""
+
+
+async def test_a_client_that_hangs_up_mid_body_is_one_quiet_line(
+    server: Server, account: Account, caplog: pytest.LogCaptureFixture
+) -> None:
+    host, port = server.base_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    head = (
+        "POST /v1/images/generations HTTP/1.1\r\n"
+        f"Host: {host}\r\nAuthorization: Bearer {account.key}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+    )
+    with caplog.at_level(logging.INFO, logger="imagegate.http_errors"):
+        writer.write(head.encode() + b'{"model": "ideogram-v4", "inp')  # 29 of 1000 bytes
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+        await wait_for(
+            lambda: _logged(caplog, "client went away during POST /v1/images/generations")
+        )
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert await server.ledger(account) == (1000, 1000)  # nothing was charged
+    del reader
+
+
+async def _logged(caplog: pytest.LogCaptureFixture, text: str) -> bool:
+    return any(text in record.getMessage() for record in caplog.records)

@@ -137,3 +137,17 @@ async def test_a_job_kind_this_worker_does_not_know_is_handed_back(server: Serve
     job = await wait_for(handed_back)
     assert (job.status, job.attempts) == ("todo", 0)  # not failed, not counted
     assert job.run_at >= now + 59
+
+
+async def test_a_freed_slot_wakes_the_worker_without_waiting_for_a_poll(
+    settings: Settings,
+) -> None:
+    # One slot and a poll every 60 s: the second task can only start in time if the end of the
+    # first wakes the worker (its job was committed while the only slot was taken).
+    slow_polls = settings.model_copy(update={"worker_concurrency": 1, "worker_poll_interval": 60})
+    async with running_server(slow_polls) as server:
+        account = await server.account()
+        created = [await server.create(account) for _ in range(3)]
+        for response in created:
+            task_id = response.json()["data"]["taskId"]
+            assert (await server.wait_final(account, task_id, within=15))["status"] == "completed"

@@ -19,8 +19,19 @@ from imagegate.db.models import Job
 class JobQueue:
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
-        # Set after a commit that deferred a job, so an in-process worker starts without polling.
-        self.wakeup = asyncio.Event()
+        # One event per in-process worker, set after a commit that deferred a job, so it starts
+        # the job without waiting for its next poll (each worker clears only its own).
+        self._listeners: list[asyncio.Event] = []
+
+    def listen(self) -> asyncio.Event:
+        """A new event that every wake() sets (for one worker's fetch loop)."""
+        event = asyncio.Event()
+        self._listeners.append(event)
+        return event
+
+    def wake(self) -> None:
+        for event in self._listeners:
+            event.set()
 
     def defer(
         self,
@@ -44,4 +55,4 @@ class JobQueue:
                 created_at=now,
             )
         )
-        after_commit(session, self.wakeup.set)
+        after_commit(session, self.wake)

@@ -60,6 +60,7 @@ class Worker:
         self.id = f"worker-{uuid.uuid4().hex[:12]}"
         self._running: dict[int, asyncio.Task[None]] = {}
         self._loops: list[asyncio.Task[None]] = []
+        self._wakeup = queue.listen()
 
     def describe(self) -> str:
         queues = ",".join(self.config.queues) if self.config.queues is not None else "all"
@@ -89,6 +90,9 @@ class Worker:
 
     async def _fetch_loop(self) -> None:
         while True:
+            # Cleared before the claim: a job committed while claiming sets it again, so the
+            # wait below returns at once instead of after a poll interval.
+            self._wakeup.clear()
             free = self.config.concurrency - len(self._running)
             claimed = await self._guarded(self._claim, free) if free > 0 else []
             for job_id, kind, args, attempts in claimed or []:
@@ -98,12 +102,14 @@ class Worker:
             if claimed and len(claimed) == free:
                 await asyncio.sleep(0)  # more may be due; yield and fetch again
                 continue
-            self.queue.wakeup.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.queue.wakeup.wait(), self.config.poll_interval)
+                await asyncio.wait_for(self._wakeup.wait(), self.config.poll_interval)
 
     def _forget(self, job_id: int, _task: asyncio.Task[None]) -> None:
+        was_full = len(self._running) >= self.config.concurrency
         self._running.pop(job_id, None)
+        if was_full:
+            self._wakeup.set()  # a slot is free again: jobs that waited for one may be due
 
     async def _claim(self, limit: int) -> list[tuple[int, str, dict[str, Any], int]]:
         conditions = [Job.status == "todo", Job.run_at <= self.clock.now(), *self._mine()]
@@ -212,7 +218,7 @@ class Worker:
             )
         if recovered.rowcount:  # type: ignore[attr-defined]
             log.warning("recovered %s stalled job(s)", recovered.rowcount)  # type: ignore[attr-defined]
-            self.queue.wakeup.set()
+            self.queue.wake()
 
     def _mine(self) -> list[ColumnElement[bool]]:
         """Conditions for the jobs of this worker's queues."""

@@ -225,6 +225,17 @@ async def test_redemption_attempts_are_throttled_per_account(server: Server) -> 
         assert redeemed(await redeem(browser, code))  # nor does it stop other accounts
 
 
+async def test_guesses_sent_in_parallel_are_counted_before_they_are_looked_up(
+    server: Server,
+) -> None:
+    person = await make_person(server, unique_email(), credits=0)
+    async with await signed_in(server, person, "198.51.100.77") as browser:
+        answers = await asyncio.gather(*(redeem(browser, f"IG-NOPE-{i}") for i in range(12)))
+    statuses = [answer.status_code for answer in answers]
+    assert statuses.count(400) == 3  # the account's limit in this module: no more were tried
+    assert statuses.count(429) == 9
+
+
 async def test_redemption_attempts_are_throttled_per_address(server: Server) -> None:
     code = (await batch(server))[0]
     people = [await make_person(server, unique_email(), credits=0) for _ in range(6)]

@@ -3,6 +3,7 @@ policy, and the wall between API keys and console sessions."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import httpx
@@ -13,6 +14,7 @@ from harness import Server
 from imagegate.config import Settings
 from imagegate.console.web import SESSION_COOKIE
 from imagegate.keys.service import create_key
+from imagegate.users.service import issue_link, reset_password
 
 
 def unique_email() -> str:
@@ -269,3 +271,47 @@ async def test_a_nul_character_anywhere_is_a_readable_refusal(server: Server) ->
             {"amount": "5", "reason": "nul\x00"},
         )
         assert page.status_code == 400
+
+
+async def test_guesses_sent_in_parallel_are_counted_before_they_are_checked(
+    server: Server,
+) -> None:
+    limit = server.services.settings.login_failures_per_email
+    email = unique_email()
+    await make_person(server, email)
+
+    async def guess(n: int) -> int:
+        async with ConsoleClient(server, headers=from_address(f"192.0.2.{n}")) as browser:
+            return (await browser.sign_in(email, f"wrong guess {n}")).status_code
+
+    answers = await asyncio.gather(*(guess(n) for n in range(4 * limit)))
+    assert answers.count(401) == limit  # only this many passwords were even checked
+    assert answers.count(429) == 3 * limit
+
+
+async def test_only_the_newest_password_link_works(server: Server) -> None:
+    person = await make_person(server, unique_email())
+    async with server.services.db.transaction() as session:
+        first = await reset_password(session, person.user_id, server.clock.now())
+        second = await reset_password(session, person.user_id, server.clock.now())
+    async with ConsoleClient(server) as browser:
+        stale = await browser.get(f"/console/set-password/{first}")
+        assert "This link is not valid or was already used." in stale.text
+        new = "the newest passphrase"
+        path = f"/console/set-password/{second}"
+        done = await browser.submit(path, path, {"password": new, "confirm": new})
+        assert done.url.path == "/console"
+    # A link handed out before a password change stops working with the change.
+    async with server.services.db.transaction() as session:
+        leaked = await issue_link(session, "password", server.clock.now(), user_id=person.user_id)
+    async with ConsoleClient(server) as owner:
+        await owner.sign_in(person.email, new)
+        changed = await owner.submit(
+            "/console/password",
+            "/console/password",
+            {"current": new, "password": "an even newer one", "confirm": "an even newer one"},
+        )
+        assert changed.url.path == "/console"
+    async with ConsoleClient(server) as attacker:
+        page = await attacker.get(f"/console/set-password/{leaked}")
+        assert "This link is not valid or was already used." in page.text

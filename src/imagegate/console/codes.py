@@ -61,7 +61,7 @@ async def redeem(request: Request, who: Who) -> Response:
     services = services_of(request)
     address = caller_address(request, services)
     throttle = services.redeem_throttle
-    wait = await throttle.wait_seconds(who.account_id, address)
+    wait = await throttle.attempt(who.account_id, address)
     if wait:
         message = f"Too many redemption attempts. Try again in {wait_words(wait)}."
         return await _refused(request, who, typed, message, 429)
@@ -69,7 +69,7 @@ async def redeem(request: Request, who: Who) -> Response:
         async with services.db.transaction() as session:
             done = await codes.redeem(session, who.account_id, typed, services.clock.now())
     except codes.RedeemRefused as exc:
-        await throttle.failed(who.account_id, address)
+        await throttle.failed(address)
         return await _refused(request, who, typed, str(exc), 400)
     added = f"{done.credits} credit{'s' * (done.credits != 1)}"
     return redirect(request, BILLING, f"Code redeemed: {added} added.")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.exc import IntegrityError
 from starlette.datastructures import FormData
 
 from imagegate.console.auth import MaybeWho, Who, checked_form, safe_next, text
@@ -23,6 +23,7 @@ from imagegate.keys.auth import caller_address
 from imagegate.users import service as users
 from imagegate.users.passwords import hash_password, verify_password
 from imagegate.users.service import LinkUnusable
+from imagegate.users.throttle import wait_words
 
 router = APIRouter(prefix="/console")
 
@@ -51,18 +52,14 @@ async def login(request: Request) -> Response:
     def again(error: str, status: int) -> Response:
         return render(request, "login.html", None, status, next=target, email=email, error=error)
 
-    wait = await services.login_throttle.wait_seconds(email, address)
+    wait = await services.login_throttle.attempt(email, address)
     if wait:
-        minutes = math.ceil(wait / 60)
-        return again(
-            f"Too many failed sign-ins. Try again in {minutes} minute{'s' * (minutes != 1)}.",
-            429,
-        )
+        return again(f"Too many failed sign-ins. Try again in {wait_words(wait)}.", 429)
     async with services.db.sessions() as session:
         user = await users.find_by_email(session, email)
         account = None if user is None else await session.get(Account, user.account_id)
     if not await verify_password(user.password_hash if user else None, password):
-        await services.login_throttle.failed(email, address)
+        await services.login_throttle.failed(address)
         return again("Incorrect email or password.", 401)
     assert user is not None
     assert account is not None
@@ -135,12 +132,18 @@ async def signup(request: Request) -> Response:
                 session, email, password_hash, now, services.settings.signup_credits, link
             )
             token = await users.start_session(session, user.id, now)
+    except IntegrityError:  # the same email signed up at the same moment
+        return _signup_refused(request, invite, email, users.EMAIL_TAKEN)
     except ValueError as exc:
-        return render(
-            request, "signup.html", None, 400,
-            closed=None, invite=invite or "", email=email, error=str(exc),
-        )  # fmt: skip
+        return _signup_refused(request, invite, email, str(exc))
     return _signed_in_response(request, token, "/console", "Welcome! Your account is ready.")
+
+
+def _signup_refused(request: Request, invite: str | None, email: str, error: str) -> Response:
+    return render(
+        request, "signup.html", None, 400,
+        closed=None, invite=invite or "", email=email, error=error,
+    )  # fmt: skip
 
 
 def _new_password(form: FormData) -> str:
@@ -196,10 +199,17 @@ async def password_page(request: Request, who: Who) -> Response:
 async def change_password(request: Request, who: Who) -> Response:
     form = await checked_form(request, who)
     services = services_of(request)
+    address = caller_address(request, services)
+    wait = await services.login_throttle.attempt(who.email, address)
+    if wait:  # guessing the current password counts like guessing at the sign-in form
+        error = f"Too many wrong passwords. Try again in {wait_words(wait)}."
+        return render(request, "password.html", who, 429, error=error)
     async with services.db.sessions() as session:
         user = await users.get_user(session, who.user_id)
     if not await verify_password(user.password_hash, str(form.get("current") or "")):
+        await services.login_throttle.failed(address)
         return render(request, "password.html", who, 400, error="Your current password is wrong.")
+    await services.login_throttle.succeeded(who.email)
     try:
         password_hash = await hash_password(_new_password(form))
     except ValueError as exc:

@@ -24,6 +24,7 @@ MAX_SESSION_DAYS = 30.0
 DAY = 86400.0
 LINK_TTL = 7 * DAY
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+EMAIL_TAKEN = "An account with this email already exists. Sign in instead."
 
 
 class UserNotFound(LookupError):
@@ -99,7 +100,7 @@ async def create_user(
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     await billing.get_account(session, account_id)
     if await find_by_email(session, email) is not None:
-        raise ValueError("An account with this email already exists. Sign in instead.")
+        raise ValueError(EMAIL_TAKEN)
     user = User(
         id=str(uuid.uuid4()),
         account_id=account_id,
@@ -122,12 +123,24 @@ async def list_users(session: AsyncSession, account_id: str) -> list[User]:
 
 
 async def set_password(session: AsyncSession, user_id: str, password_hash: str) -> None:
-    """A new password; every session of the user ends."""
+    """A new password; every session of the user ends, and so does every unused password link
+    (one handed out earlier must not set a password after this one)."""
     await get_user(session, user_id)
     await session.execute(
         update(User).where(User.id == user_id).values(password_hash=password_hash)
     )
     await end_sessions(session, user_id)
+    await void_password_links(session, user_id)
+
+
+async def void_password_links(session: AsyncSession, user_id: str) -> None:
+    await session.execute(
+        delete(UserToken).where(
+            UserToken.user_id == user_id,
+            UserToken.purpose == "password",
+            UserToken.used_at.is_(None),
+        )
+    )
 
 
 async def set_status(session: AsyncSession, user_id: str, status: str) -> User:
@@ -137,6 +150,7 @@ async def set_status(session: AsyncSession, user_id: str, status: str) -> User:
     await session.flush()
     if status != "active":
         await end_sessions(session, user_id)
+        await void_password_links(session, user_id)
     return user
 
 
@@ -218,6 +232,7 @@ async def reset_password(session: AsyncSession, user_id: str, now: float) -> str
     await get_user(session, user_id)
     await session.execute(update(User).where(User.id == user_id).values(password_hash=None))
     await end_sessions(session, user_id)
+    await void_password_links(session, user_id)  # only the newest link works
     return await issue_link(session, "password", now, user_id=user_id)
 
 

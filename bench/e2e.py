@@ -4,6 +4,8 @@ Tasks are created at a steady rate with a callback_url on a loopback receiver (i
 timestamping arrivals); each task is polled every POLL seconds until it shows ``completed``.
 The simulator takes exactly D seconds, so whatever is above D is the gateway's own cost (job
 pickup, two transactions, image encoding and storage, callback signing and delivery).
+The jobs run in `imagegate serve`'s in-process worker, or (scale-out) in a separate
+`imagegate worker` process next to `imagegate serve --no-worker`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from contextlib import ExitStack
 
 import httpx
 
-from procs import backend, free_port, imagegate, provision, spawned, wait_http
+from procs import TITLES, backend, free_port, imagegate, provision, spawned, wait_http
 
 DELAY = 0.5  # D, seconds
 TASKS = 150
@@ -62,9 +64,35 @@ async def _one(http: httpx.AsyncClient, body: dict[str, object]) -> tuple[str, f
         await asyncio.sleep(POLL)
 
 
-async def measure_e2e(name: str, apis: int, row: Callable[..., None], tasks: int = TASKS) -> None:
-    if apis != 1:
-        return  # one API process shows the path; more add nothing to one task's latency
+def _servers(stack: ExitStack, env: dict[str, str], separate_worker: bool) -> None:
+    """`imagegate serve` with its in-process worker, or `serve --no-worker` + `imagegate worker`."""
+    if separate_worker:
+        stack.enter_context(spawned(imagegate("serve", "--no-worker"), env))
+        stack.enter_context(spawned(imagegate("worker"), env))
+    else:
+        stack.enter_context(spawned(imagegate("serve"), env))
+
+
+async def _drive(port: int, key: str, hook_port: int, tasks: int) -> list[tuple[str, float, float]]:
+    """Create ``tasks`` tasks at RATE per second and wait until each shows completed."""
+    body: dict[str, object] = {
+        "model": "ideogram-v4",
+        "callback_url": f"http://127.0.0.1:{hook_port}/hook",
+        "input": {"prompt": "bench", "rendering_speed": "TURBO", "size": "1:1"},
+    }
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=headers) as http:
+        runs = []
+        for _ in range(tasks):
+            runs.append(asyncio.create_task(_one(http, body)))
+            await asyncio.sleep(1 / RATE)
+        return await asyncio.gather(*runs)
+
+
+async def measure_e2e(
+    name: str, row: Callable[..., None], tasks: int = TASKS, separate_worker: bool = False
+) -> None:
+    """Two rows: overhead to completed visible, and to callback received (p50, p99 in ms)."""
     receiver = Receiver()
     hook_port = free_port()
     server = await asyncio.start_server(receiver.handle, "127.0.0.1", hook_port)
@@ -72,27 +100,16 @@ async def measure_e2e(name: str, apis: int, row: Callable[..., None], tasks: int
         port = free_port()
         env = b.env(port, simulator_delay=DELAY, callback_allow_private="true")
         key = provision(env)
-        stack.enter_context(spawned(imagegate("serve"), env))
+        _servers(stack, env, separate_worker)
         await asyncio.to_thread(wait_http, f"http://127.0.0.1:{port}/healthz")
-        body = {
-            "model": "ideogram-v4",
-            "callback_url": f"http://127.0.0.1:{hook_port}/hook",
-            "input": {"prompt": "bench", "rendering_speed": "TURBO", "size": "1:1"},
-        }
-        headers = {"Authorization": f"Bearer {key}"}
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=headers) as http:
-            runs = []
-            for _ in range(tasks):
-                runs.append(asyncio.create_task(_one(http, body)))
-                await asyncio.sleep(1 / RATE)
-            results = await asyncio.gather(*runs)
-            deadline = time.monotonic() + 30
-            while len(receiver.arrived) < tasks and time.monotonic() < deadline:  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
+        results = await _drive(port, key, hook_port, tasks)
+        deadline = time.monotonic() + 30
+        while len(receiver.arrived) < tasks and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
     server.close()
     visible = [done - sent - DELAY for _, sent, done in results]
     called = [receiver.arrived[t] - sent - DELAY for t, sent, _ in results if t in receiver.arrived]
-    row(f"e2e overhead to completed visible, {name} (D={DELAY}s, {tasks} tasks)", "-", "-", "",
-        "", f"{_pct(visible, 50):.1f}", f"{_pct(visible, 99):.1f}")  # fmt: skip
-    row(f"e2e overhead to callback received, {name} ({len(called)}/{tasks} arrived)", "-", "-",
-        "", "", f"{_pct(called, 50):.1f}", f"{_pct(called, 99):.1f}")  # fmt: skip
+    how = "serve --no-worker + imagegate worker" if separate_worker else "serve (in-process worker)"
+    for what, values in (("completed visible", visible), ("callback received", called)):
+        row(f"create → {what}, {TITLES[name]}, {how}", f"{len(values)}/{tasks}",
+            f"{_pct(values, 50):.1f} ms", f"{_pct(values, 99):.1f} ms")  # fmt: skip

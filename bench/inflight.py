@@ -85,5 +85,5 @@ async def measure_inflight(n: int, row: Callable[..., None]) -> None:
         elapsed = time.monotonic() - started
         rss = peak_rss_mib(worker.pid)
         failed = _final_counts(dsn)[1]
-    row(f"in flight: {n:,} tasks, upstream 2 s, 1 worker ({failed} failed)", "-", "-", "",
-        "", f"all final after {elapsed:.1f} s", f"peak RSS {rss:,.0f} MiB")  # fmt: skip
+    row(f"in flight, upstream {UPSTREAM_DELAY:.0f} s, 1 worker", f"{n:,}", f"{failed:,}",
+        f"{elapsed:.1f} s", f"{rss:,.0f} MiB")  # fmt: skip

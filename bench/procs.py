@@ -13,6 +13,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ import psycopg
 
 BENCH = Path(__file__).resolve().parent
 PY = sys.executable
+TITLES = {"sqlite": "SQLite (embedded)", "postgres": "PostgreSQL + Redis"}
 PG_ADMIN = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -72,6 +74,10 @@ class Backend:
     data_dir: Path
     database_url: str
 
+    @property
+    def title(self) -> str:
+        return TITLES[self.name]
+
     def env(self, port: int, **extra: Any) -> dict[str, str]:
         env = {
             "IMAGEGATE_DATA_DIR": str(self.data_dir),
@@ -115,20 +121,24 @@ def imagegate(*args: str) -> list[str]:
 
 def provision(env: dict[str, str], credits: int = 10**12) -> str:
     """Migrate, create an account with ``credits`` and return a fresh key for it."""
-    run = {"env": {**os.environ, **env}, "check": True, "capture_output": True}
+    return provision_accounts(env, 1, credits)[0]
+
+
+def provision_accounts(env: dict[str, str], count: int, credits: int = 10**12) -> list[str]:
+    """Migrate, create ``count`` accounts with ``credits`` each, and return one key per account.
+
+    Two helper processes share the work (bench/accounts.py: the admin CLI in one process).
+    """
+    run = {"env": {**os.environ, **env}, "check": True, "capture_output": True, "text": True}
     subprocess.run(imagegate("db", "upgrade"), **run)  # type: ignore[call-overload]
-    account = json.loads(
-        subprocess.run(  # type: ignore[call-overload]
-            imagegate("admin", "account", "create", "--name", "bench", "--credits",
-                      str(credits), "--json"), **run,
-        ).stdout
-    )  # fmt: skip
-    key = json.loads(
-        subprocess.run(  # type: ignore[call-overload]
-            imagegate("admin", "key", "create", "--account", account["id"], "--json"), **run
-        ).stdout
-    )
-    return str(key["key"])
+
+    def create(n: int) -> list[str]:
+        helper = [PY, str(BENCH / "accounts.py"), str(n), str(credits)]
+        return list(json.loads(subprocess.run(helper, **run).stdout))  # type: ignore[call-overload]
+
+    shares = [n for n in (count // 2, count - count // 2) if n > 0]
+    with ThreadPoolExecutor(len(shares)) as pool:
+        return [key for keys in pool.map(create, shares) for key in keys]
 
 
 def peak_rss_mib(pid: int) -> float:

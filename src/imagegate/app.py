@@ -31,7 +31,12 @@ from imagegate.tasks.router import router as tasks_router
 
 # uvicorn options every server of ours runs with. proxy_headers off: X-Forwarded-For is believed
 # only from IMAGEGATE_TRUSTED_PROXIES (keys/network.py), never from whoever sends it.
-SERVER_OPTIONS: dict[str, Any] = {"proxy_headers": False, "server_header": False}
+SERVER_OPTIONS: dict[str, Any] = {
+    "loop": "uvloop",
+    "http": "httptools",
+    "proxy_headers": False,
+    "server_header": False,
+}
 
 
 def create_app(

@@ -48,7 +48,9 @@ async def create_demo_account(services: Services) -> FirstStart | None:
             operator = await users.create_user(session, account.id, email, "operator", now)
             token = await users.issue_link(session, "password", now, user_id=operator.id)
             session.add(Meta(key=DEMO_DONE, value=account.id))
-    except IntegrityError:  # another process started first and made it: nothing to announce
+    except (IntegrityError, ValueError):
+        # Another process started at the same moment and made them first (its operator's
+        # email taken, or a unique index): nothing to announce here.
         return None
     return FirstStart(account.id, plaintext, operator.email, token)
 

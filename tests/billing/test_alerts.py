@@ -23,6 +23,7 @@ from imagegate.callbacks.service import CALLBACKS_QUEUE
 from imagegate.config import Settings
 from imagegate.db.models import Account as AccountRow
 from imagegate.db.models import Job
+from imagegate.db.sql import SessionTx
 from imagegate.keys.service import create_key
 from receiver import Received, Receiver, running_receiver
 
@@ -285,33 +286,41 @@ class RolledBack(Exception):
     pass
 
 
-async def one_charge(server: Server, account_id: str, price: int) -> tuple[list[str], list[Job]]:
-    """The SQL statements one charge() runs and the jobs it adds, in a transaction rolled back."""
+async def one_charge(
+    server: Server, account: Account, price: int
+) -> tuple[list[str], list[tuple[str, str, str]]]:
+    """The SQL statements one charge() runs and the jobs it adds (kind, queue, status), in a
+    transaction rolled back."""
     seen: list[str] = []
 
-    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        seen.append(statement.split()[0].upper())
+    def note(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if conn is mine:  # not the in-process worker's polling beside it
+            seen.append(statement.split()[0].upper())
 
     engine = server.services.db.engine.sync_engine
-    jobs: list[Job] = []
+    jobs: list[tuple[str, str, str]] = []
     with contextlib.suppress(RolledBack):
         async with server.services.db.transaction() as session:
+            before = {row[0] for row in await session.execute(select(Job.id))}
+            mine = (await session.connection()).sync_connection
             event.listen(engine, "before_cursor_execute", note)
             try:
                 await billing.charge(
-                    session, account_id, "k", "t", price, server.clock.now(),
-                    queue=server.services.queue,
+                    SessionTx(session), account.id, account.key_id, "t", price,
+                    server.clock.now(), queue=server.services.queue,
                 )  # fmt: skip
             finally:
                 event.remove(engine, "before_cursor_execute", note)
-            jobs = [job for job in session.new if isinstance(job, Job)]
+            rows = await session.execute(select(Job.id, Job.kind, Job.queue, Job.status))
+            jobs = [(kind, queue, status) for id_, kind, queue, status in rows if id_ not in before]
             raise RolledBack
     return seen, jobs
 
 
-async def test_a_charge_is_one_statement_unless_it_crosses(server: Server) -> None:
+async def test_a_charge_is_its_update_and_entry_unless_it_crosses(server: Server) -> None:
     account = await server.account(credits=100)
-    assert await one_charge(server, account.id, 16) == (["UPDATE"], [])  # no threshold
+    charge = ["UPDATE", "INSERT"]  # the balance (threshold read back), the ledger entry
+    assert await one_charge(server, account, 16) == (charge, [])  # no threshold
     async with server.services.db.transaction() as session:
         await alerts.save_settings(
             session,
@@ -320,17 +329,10 @@ async def test_a_charge_is_one_statement_unless_it_crosses(server: Server) -> No
             alerts.AlertSettings(threshold=50, webhook_url="https://example.com/hook"),
             server.clock.now(),
         )
-    assert await one_charge(server, account.id, 16) == (["UPDATE"], [])  # 84: above
-    statements, (job,) = await one_charge(server, account.id, 60)  # 40: crosses
-    assert statements == ["UPDATE", "INSERT", "UPDATE"]  # + the ledger entry, flushed early
-    assert (job.kind, job.queue, job.status) == (
-        alerts.DELIVER_ACCOUNT_EVENT,
-        CALLBACKS_QUEUE,
-        "todo",
-    )
-    assert job.args["number"] == 1
-    assert (job.args["balance"], job.args["threshold"]) == (40, 50)
-    assert await server.ledger(account) == (100, 100)  # all rolled back
+    assert await one_charge(server, account, 16) == (charge, [])  # 84: above
+    statements, (job,) = await one_charge(server, account, 60)  # 40: crosses
+    assert statements == [*charge, "UPDATE", "INSERT"]  # + told, + the event's job
+    assert job == (alerts.DELIVER_ACCOUNT_EVENT, CALLBACKS_QUEUE, "todo")
 
 
 async def test_the_first_attempt_waits_the_schedules_first_delay(settings: Settings) -> None:

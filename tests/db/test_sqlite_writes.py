@@ -1,5 +1,5 @@
-"""SQLite's write lock is taken in a thread (BEGIN IMMEDIATE may wait on another process): a
-caller cancelled meanwhile must not hand the connection on while that thread still runs on it."""
+"""The request path's SQLite writer (db/sqlite_hot.py): group commits with a savepoint per
+operation, and a write lock held by another process waited for off the event loop."""
 
 from __future__ import annotations
 
@@ -10,63 +10,69 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from harness import BACKEND, wait_for
 from imagegate.db.database import Database
 from imagegate.db.migrate import upgrade
+from imagegate.db.sql import Tx
 
 pytestmark = pytest.mark.skipif(
-    BACKEND != "sqlite", reason="SQLite's write lock; the postgres pass has no such thread"
+    BACKEND != "sqlite", reason="SQLite's writer; the postgres pass has no such thread"
 )
 
 
-async def test_a_cancelled_writer_waits_for_its_thread_and_the_database_stays_usable(
-    tmp_path: Path,
-) -> None:
-    path = tmp_path / "imagegate.db"
-    url = f"sqlite+aiosqlite:///{path}"
+async def keys_in_meta(db: Database) -> list[str]:
+    rows = await db.read(lambda tx: tx.all("SELECT key FROM meta ORDER BY key"))
+    return [row[0] for row in rows]
+
+
+def insert(key: str, fail: bool = False):  # type: ignore[no-untyped-def]
+    async def op(tx: Tx) -> str:
+        await tx.run("INSERT INTO meta (key, value) VALUES (:key, 'v')", {"key": key})
+        if fail:
+            raise ValueError(key)
+        return key
+
+    return op
+
+
+@pytest.fixture
+async def db(tmp_path: Path):  # type: ignore[no-untyped-def]
+    url = f"sqlite+aiosqlite:///{tmp_path / 'imagegate.db'}"
     upgrade(url)
-    db = Database(url)
-    async with db.sessions() as session:  # opens the pooled connection (WAL mode) first
-        await session.execute(text("SELECT 1"))
-    other = sqlite3.connect(path, isolation_level=None)  # another process, say the admin CLI
+    database = Database(url)
+    yield database
+    await database.dispose()
+
+
+async def test_a_failed_operation_rolls_back_only_itself_in_its_group(db: Database) -> None:
+    results = await asyncio.gather(
+        *[db.write(insert(f"k{n:02}", fail=n % 3 == 0)) for n in range(30)],
+        return_exceptions=True,
+    )
+    failed = [str(r) for r in results if isinstance(r, ValueError)]
+    assert failed == [f"k{n:02}" for n in range(30) if n % 3 == 0]
+    assert await keys_in_meta(db) == [f"k{n:02}" for n in range(30) if n % 3]
+
+
+async def test_the_loop_stays_free_while_another_process_holds_the_lock(db: Database) -> None:
+    await keys_in_meta(db)  # opens the connections (WAL mode) first
+    other = sqlite3.connect(db.hot._path, isolation_level=None)  # say, the admin CLI
     other.execute("BEGIN IMMEDIATE")
-    entered = asyncio.Event()
-
-    async def write() -> None:
-        async with db.transaction() as session:
-            entered.set()
-            await session.execute(text("INSERT INTO meta (key, value) VALUES ('a', 'b')"))
-
-    writer = asyncio.create_task(write())
-    await wait_for(lambda: waiting_on_its_thread(writer))  # BEGIN IMMEDIATE waits on the lock
-    writer.cancel()
+    writer = asyncio.create_task(db.write(insert("a")))
+    await wait_for(waiting_for_the_lock)
     started = time.monotonic()
-    finished, _ = await asyncio.wait({writer}, timeout=0.5)
-    # The event loop stays free (no rollback on the busy connection blocks it for the busy
-    # timeout), and the cancelled writer still waits for its thread, which waits for the lock.
+    assert await keys_in_meta(db) == []  # reads go on meanwhile
+    writer.cancel()  # its caller goes away: its operation is skipped
+    finished, _ = await asyncio.wait({writer}, timeout=5)
+    assert finished
     assert time.monotonic() - started < 5
-    assert not finished
     other.execute("ROLLBACK")
     other.close()
-    with pytest.raises(asyncio.CancelledError):
-        await writer
-    assert not entered.is_set()
-
-    async with db.transaction() as session:  # the connection is whole and free again
-        await session.execute(text("INSERT INTO meta (key, value) VALUES ('c', 'd')"))
-    async with db.sessions() as session:
-        rows = (await session.execute(text("SELECT key FROM meta ORDER BY key"))).all()
-    assert [r[0] for r in rows] == ["c"]
-    await db.dispose()
+    assert await db.write(insert("c")) == "c"  # the writer is whole and free again
+    assert await keys_in_meta(db) == ["c"]
 
 
-async def waiting_on_its_thread(_task: asyncio.Task[None]) -> bool:
-    """Whether a worker thread is running BEGIN IMMEDIATE (blocked on the other writer)."""
-    for frame in sys._current_frames().values():
-        work = frame.f_locals.get("self") if frame.f_code.co_name == "run" else None
-        call = getattr(work, "fn", None)
-        if any(str(arg).startswith("BEGIN IMMEDIATE") for arg in getattr(call, "args", ())):
-            return True
-    return False
+async def waiting_for_the_lock() -> bool:
+    """Whether a thread is waiting for the write lock (db/sqlite_hot.py's _begin_waiting)."""
+    return any(f.f_code.co_name == "_begin_waiting" for f in sys._current_frames().values())

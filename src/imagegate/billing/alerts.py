@@ -22,11 +22,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from imagegate.billing import store
 from imagegate.callbacks.ssrf import Unresolvable, UnsafeDestination, resolve
 from imagegate.db.models import Account
+from imagegate.db.sql import Tx
 from imagegate.jobs.queue import JobQueue
 from imagegate.tasks.schemas import MAX_CALLBACK_URL_CHARS, CreateTaskRequest
 
@@ -111,7 +113,7 @@ def crossed(balance: int, price: int, threshold: int, notified: bool) -> bool:
 
 
 async def notify(
-    session: AsyncSession,
+    tx: Tx,
     queue: JobQueue,
     account_id: str,
     balance: int,
@@ -120,18 +122,12 @@ async def notify(
 ) -> None:
     """Mark the account told and, when it has a webhook URL, defer one event for it (the
     caller's row lock, taken by its charge, keeps concurrent charges from doing this twice)."""
-    url = await session.scalar(
-        update(Account)
-        .where(Account.id == account_id)
-        .values(low_balance_notified=True)
-        .returning(Account.webhook_url)
-    )
-    if url:
-        _defer(session, queue, account_id, balance, threshold, now)
+    if await store.mark_told(tx, account_id):
+        await _defer(tx, queue, account_id, balance, threshold, now)
 
 
-def _defer(
-    session: AsyncSession,
+async def _defer(
+    tx: Tx | AsyncSession,
     queue: JobQueue,
     account_id: str,
     balance: int,
@@ -142,7 +138,7 @@ def _defer(
     from imagegate.callbacks.service import CALLBACKS_QUEUE
 
     event = LowBalanceEvent(f"msg_{uuid.uuid4().hex}", account_id, balance, threshold, int(now))
-    queue.defer(session, DELIVER_ACCOUNT_EVENT, event.args(1), queue=CALLBACKS_QUEUE, run_at=now)
+    await queue.defer(tx, DELIVER_ACCOUNT_EVENT, event.args(1), queue=CALLBACKS_QUEUE, run_at=now)
 
 
 # --- Settings (the console) ------------------------------------------------------------------
@@ -234,6 +230,6 @@ async def save_settings(
     sent = below and not told and settings.webhook_url is not None
     if sent:
         assert settings.threshold is not None
-        _defer(session, queue, account_id, account.credits, settings.threshold, now)
+        await _defer(session, queue, account_id, account.credits, settings.threshold, now)
     await session.flush()
     return Saved(below=below, sent=sent)

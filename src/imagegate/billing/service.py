@@ -16,10 +16,12 @@ from itertools import pairwise
 from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from imagegate.billing import alerts
+from imagegate.billing import alerts, store
 from imagegate.db.models import Account, LedgerEntry
-from imagegate.errors import InsufficientCredits
+from imagegate.db.sql import Tx
+from imagegate.errors import InsufficientCredits, InvalidApiKey
 from imagegate.jobs.queue import JobQueue
+from imagegate.keys import store as keys_store
 
 
 class AccountNotFound(LookupError):
@@ -66,14 +68,15 @@ async def top_up(
     assert source is None or source in SOURCES
     new_balance = await session.scalar(
         update(Account)
-        .where(Account.id == account_id)
+        .where(Account.id == account_id, Account.credits + amount >= 0)
         .values(credits=Account.credits + amount)
         .returning(Account.credits)
     )
     if new_balance is None:
-        raise AccountNotFound(account_id)
-    if new_balance < 0:
-        raise ValueError(f"balance would become negative ({new_balance})")
+        balance = await session.scalar(select(Account.credits).where(Account.id == account_id))
+        if balance is None:
+            raise AccountNotFound(account_id)
+        raise ValueError(f"balance would become negative ({balance + amount})")
     session.add(
         LedgerEntry(
             account_id=account_id,
@@ -90,7 +93,7 @@ async def top_up(
 
 
 async def charge(
-    session: AsyncSession,
+    tx: Tx,
     account_id: str,
     key_id: str,
     task_id: str,
@@ -100,30 +103,16 @@ async def charge(
     queue: JobQueue,
 ) -> None:
     """Take ``price`` credits for ``task_id`` or raise InsufficientCredits, atomically; a charge
-    that crosses the account's low-balance threshold also tells the account (billing/alerts.py)."""
-    charged = (
-        await session.execute(
-            update(Account)
-            .where(Account.id == account_id, Account.credits >= price)
-            .values(credits=Account.credits - price)
-            .returning(Account.credits, Account.low_balance_threshold, Account.low_balance_notified)
-        )
-    ).first()
+    that crosses the account's low-balance threshold also tells the account (billing/alerts.py).
+    A key disabled or an account banned since authentication is refused (InvalidApiKey)."""
+    charged = await store.charge(tx, account_id, key_id, task_id, price, now)
     if charged is None:
+        if not await keys_store.still_allowed(tx, key_id):
+            raise InvalidApiKey("This API key is no longer active.")
         raise InsufficientCredits()
     balance, threshold, notified = charged
-    session.add(
-        LedgerEntry(
-            account_id=account_id,
-            key_id=key_id,
-            kind="charge",
-            amount=-price,
-            task_id=task_id,
-            created_at=now,
-        )
-    )
-    if threshold is not None and alerts.crossed(balance, price, threshold, notified):
-        await alerts.notify(session, queue, account_id, balance, threshold, now)
+    if threshold is not None and alerts.crossed(balance, price, threshold, bool(notified)):
+        await alerts.notify(tx, queue, account_id, balance, threshold, now)
 
 
 async def refund(session: AsyncSession, task_id: str, now: float) -> int:

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from imagegate.billing import payments
 from imagegate.errors import InvalidRequest
 from imagegate.keys.auth import ServicesDep
-from imagegate.tasks.router import read_body
+from imagegate.tasks.admission import read_body
 
 log = logging.getLogger(__name__)
 

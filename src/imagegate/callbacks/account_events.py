@@ -96,7 +96,7 @@ class AccountEventDeliverer:
 
     async def _defer(self, event: LowBalanceEvent, number: int, run_at: float) -> None:
         async with self.db.transaction() as session:
-            self.queue.defer(
+            await self.queue.defer(
                 session, DELIVER_ACCOUNT_EVENT, event.args(number),
                 queue=callbacks.CALLBACKS_QUEUE, run_at=run_at,
             )  # fmt: skip

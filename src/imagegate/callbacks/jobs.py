@@ -17,7 +17,7 @@ from imagegate.db.database import Database
 from imagegate.db.models import Callback, CallbackAttempt, Task
 from imagegate.jobs.queue import JobQueue
 from imagegate.jobs.worker import JobKind
-from imagegate.tasks.presenter import render_json, task_object
+from imagegate.tasks.presenter import task_json
 
 
 class CallbackDeliverer:
@@ -52,7 +52,7 @@ class CallbackDeliverer:
             if callback is None or task is None or callback.status != "pending" or done:
                 return
             secret = await service.webhook_secret(session, task.account_id)
-        body = render_json(task_object(task, self.settings.resolved_public_url))
+        body = task_json(task, self.settings.resolved_public_url)
         now = self.clock.now()
         result = await post_callback(
             self.http, callback.url, body, self._headers(callback, secret, int(now), body),

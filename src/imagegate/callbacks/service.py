@@ -19,7 +19,7 @@ DELIVER_CALLBACK = "deliver_callback"
 CALLBACKS_QUEUE = "callbacks"
 
 
-def schedule(
+async def schedule(
     session: AsyncSession,
     queue: JobQueue,
     task_id: str,
@@ -40,7 +40,7 @@ def schedule(
             created_at=now,
         )
     )
-    queue.defer(
+    await queue.defer(
         session, DELIVER_CALLBACK, {"task_id": task_id, "number": 1},
         queue=CALLBACKS_QUEUE, run_at=first,
     )  # fmt: skip
@@ -67,7 +67,7 @@ async def record_attempt(
     callback.status = "delivered" if delivered else ("pending" if retry else "failed")
     callback.next_attempt_at = attempt.next_attempt_at
     if retry:
-        queue.defer(
+        await queue.defer(
             session, DELIVER_CALLBACK, {"task_id": attempt.task_id, "number": attempt.number + 1},
             queue=CALLBACKS_QUEUE, run_at=attempt.next_attempt_at,
         )  # fmt: skip

@@ -21,7 +21,6 @@ class CatalogModel:
     name: str
     upstream_model: str
     prices: dict[str, int]  # credits per image by rendering speed
-    active: bool = True
 
     def price(self, rendering_speed: str) -> int:
         return self.prices[rendering_speed]
@@ -37,6 +36,5 @@ MODELS: dict[str, CatalogModel] = {IDEOGRAM_V4.name: IDEOGRAM_V4}
 
 
 def find_model(name: str) -> CatalogModel | None:
-    """The active catalogue model called ``name``, or None."""
-    model = MODELS.get(name)
-    return model if model is not None and model.active else None
+    """The catalogue model called ``name``, or None."""
+    return MODELS.get(name)

@@ -22,6 +22,7 @@ from imagegate.keys.service import list_keys
 from imagegate.storage.thumbnails import MEDIA_TYPE, Thumbnails
 from imagegate.tasks import service as tasks
 from imagegate.tasks.service import TaskFilter
+from imagegate.tasks.status import TaskStatus
 from imagegate.users.service import SignedIn
 
 router = APIRouter(prefix="/console")
@@ -211,7 +212,7 @@ async def thumbnail(request: Request, who: Who, task_id: str, n: str) -> Respons
     async with services.db.sessions() as session:
         task = await _found(tasks.get_task(session, who.account_id, task_id))
     keys = task.output_urls or []
-    if task.status != "completed" or not n.isdecimal() or int(n) >= len(keys):
+    if task.status != TaskStatus.COMPLETED or not n.isdecimal() or int(n) >= len(keys):
         raise PageNotFound("There is no such image.")
     thumbnails = Thumbnails(services.store, services.settings.data_dir / "thumbnails")
     path = await thumbnails.get(keys[int(n)])

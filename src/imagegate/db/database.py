@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TypeVar
 
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagegate.db.engine import (
@@ -15,8 +17,12 @@ from imagegate.db.engine import (
     make_read_sessionmaker,
     make_sessionmaker,
 )
+from imagegate.db.pg_hot import PgHot
+from imagegate.db.sql import AFTER_COMMIT, Tx, after_commit
+from imagegate.db.sqlite_hot import SqliteHot
 
-AFTER_COMMIT = "after_commit"
+__all__ = ["Database", "after_commit"]
+T = TypeVar("T")
 
 
 class Database:
@@ -32,6 +38,28 @@ class Database:
         # (busy_timeout): under load most of a request's time went to those sleeps. Queuing
         # this process's writers here hands the lock over at once, in arrival order.
         self._writers = asyncio.Lock() if self.is_sqlite else None
+        # The request path's explicit statements (see db/sql.py), on connections of their own.
+        self._hot: SqliteHot | PgHot | None = None
+        self._hot_pool = pool_size
+
+    async def read(self, op: Callable[[Tx], Awaitable[T]]) -> T:
+        """``op``'s statements as autocommit reads, each seeing the latest commit."""
+        return await self.hot.read(op)
+
+    async def write(self, op: Callable[[Tx], Awaitable[T]]) -> T:
+        """``op``'s statements in one transaction (on SQLite, one savepoint of a group commit);
+        an exception from ``op`` rolls back everything it wrote."""
+        return await self.hot.write(op)
+
+    @property
+    def hot(self) -> SqliteHot | PgHot:
+        if self._hot is None:  # made on first use, inside the running event loop
+            if self._writers is not None:
+                database = make_url(self.url).database or ""
+                self._hot = SqliteHot(database, self._writers)
+            else:
+                self._hot = PgHot(self.url, self._hot_pool)
+        return self._hot
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -50,8 +78,6 @@ class Database:
             hook()
 
     async def dispose(self) -> None:
+        if self._hot is not None:
+            await self._hot.close()
         await self.engine.dispose()
-
-
-def after_commit(session: AsyncSession, hook: Callable[[], None]) -> None:
-    session.info.setdefault(AFTER_COMMIT, []).append(hook)

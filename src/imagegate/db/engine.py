@@ -12,8 +12,6 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from imagegate.db import sqlite_inline
-
 
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
@@ -27,11 +25,11 @@ def sync_url(url: str) -> str:
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An engine whose transactions are safe for concurrent writers on either backend."""
     if not is_sqlite(url):
-        kwargs.setdefault("pool_pre_ping", True)
+        # No ping per checkout: a connection the server dropped fails once and is replaced
+        # (SQLAlchemy invalidates the pool on a disconnect); recycling bounds their age.
+        kwargs.setdefault("pool_recycle", 1800)
         return create_async_engine(url, **kwargs)
-    engine = create_async_engine(
-        url, module=sqlite_inline.dbapi(), connect_args={"timeout": 30}, **kwargs
-    )
+    engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
     _serialize_sqlite_writers(engine)
     return engine
 

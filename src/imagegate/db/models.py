@@ -8,6 +8,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     Float,
     ForeignKey,
     Index,
@@ -33,6 +34,8 @@ class Meta(Base):
 
 class Account(Base):
     __tablename__ = "accounts"
+    # The database itself refuses a negative balance, whatever path the UPDATE comes from.
+    __table_args__ = (CheckConstraint("credits >= 0", name="ck_accounts_credits_non_negative"),)
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     # Cached balance; always equal to the sum of the account's ledger entries.

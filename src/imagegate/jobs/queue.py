@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagegate.clock import Clock
-from imagegate.db.database import after_commit
-from imagegate.db.models import Job
+from imagegate.db.sql import SessionTx, Tx
+from imagegate.jobs import store
 
 
 class JobQueue:
@@ -33,9 +33,9 @@ class JobQueue:
         for event in self._listeners:
             event.set()
 
-    def defer(
+    async def defer(
         self,
-        session: AsyncSession,
+        tx: Tx | AsyncSession,
         kind: str,
         args: dict[str, Any],
         *,
@@ -43,16 +43,8 @@ class JobQueue:
         run_at: float | None = None,
     ) -> None:
         """Add a job to the caller's transaction, runnable at ``run_at`` (default: now)."""
+        if isinstance(tx, AsyncSession):
+            tx = SessionTx(tx)
         now = self.clock.now()
-        session.add(
-            Job(
-                queue=queue,
-                kind=kind,
-                args=args,
-                status="todo",
-                run_at=now if run_at is None else run_at,
-                attempts=0,
-                created_at=now,
-            )
-        )
-        after_commit(session, self.wake)
+        await store.insert(tx, queue, kind, args, now if run_at is None else run_at, now)
+        tx.after_commit(self.wake)

@@ -13,6 +13,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagegate.db.models import Job
+from imagegate.jobs.status import JobStatus
 
 
 @dataclass(frozen=True)
@@ -36,16 +37,16 @@ class FailedJob:
 
 async def queue_depths(session: AsyncSession, now: float) -> list[QueueDepth]:
     """Per queue (those with jobs waiting or running), by name."""
-    todo = Job.status == "todo"
+    todo = Job.status == JobStatus.TODO
     rows = await session.execute(
         select(
             Job.queue,
             func.sum(case((todo, 1), else_=0)),
             func.sum(case((todo & (Job.run_at <= now), 1), else_=0)),
-            func.sum(case((Job.status == "doing", 1), else_=0)),
+            func.sum(case((Job.status == JobStatus.DOING, 1), else_=0)),
             func.min(case((todo, Job.created_at), else_=None)),
         )
-        .where(Job.status.in_(("todo", "doing")))
+        .where(Job.status.in_((JobStatus.TODO, JobStatus.DOING)))
         .group_by(Job.queue)
         .order_by(Job.queue)
     )
@@ -59,7 +60,7 @@ async def failed_jobs(session: AsyncSession, limit: int = 20) -> list[FailedJob]
     """The most recently created jobs that failed for good (their tasks were failed and
     refunded by the job's give-up step), newest first."""
     rows = await session.scalars(
-        select(Job).where(Job.status == "failed").order_by(Job.id.desc()).limit(limit)
+        select(Job).where(Job.status == JobStatus.FAILED).order_by(Job.id.desc()).limit(limit)
     )
     return [
         FailedJob(
@@ -77,6 +78,6 @@ async def failed_jobs(session: AsyncSession, limit: int = 20) -> list[FailedJob]
 async def failed_count(session: AsyncSession) -> int:
     """How many failed jobs the table holds."""
     count = await session.scalar(
-        select(func.count()).select_from(Job).where(Job.status == "failed")
+        select(func.count()).select_from(Job).where(Job.status == JobStatus.FAILED)
     )
     return int(count or 0)

@@ -23,6 +23,7 @@ from imagegate.clock import Clock
 from imagegate.db.database import Database
 from imagegate.db.models import Job
 from imagegate.jobs.queue import JobQueue
+from imagegate.jobs.status import JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ class Worker:
             self._wakeup.set()  # a slot is free again: jobs that waited for one may be due
 
     async def _claim(self, limit: int) -> list[tuple[int, str, dict[str, Any], int]]:
-        conditions = [Job.status == "todo", Job.run_at <= self.clock.now(), *self._mine()]
+        conditions = [Job.status == JobStatus.TODO, Job.run_at <= self.clock.now(), *self._mine()]
         async with self.db.transaction() as session:
             rows = (
                 await session.execute(
@@ -129,7 +130,7 @@ class Worker:
                     update(Job)
                     .where(Job.id.in_([row.id for row in rows]))
                     .values(
-                        status="doing",
+                        status=JobStatus.DOING,
                         worker_id=self.id,
                         heartbeat_at=self.clock.now(),
                         attempts=Job.attempts + 1,
@@ -164,17 +165,17 @@ class Worker:
         if job_kind is None:
             # A kind this (older?) worker does not know: hand it back for one that does.
             values: dict[str, Any] = {
-                "status": "todo",
+                "status": JobStatus.TODO,
                 "run_at": self.clock.now() + 60.0,
                 "attempts": Job.attempts - 1,
             }
         elif attempt < self.config.max_attempts:
             backoff = min(2.0**attempt, 60.0)
-            values = {"status": "todo", "run_at": self.clock.now() + backoff}
+            values = {"status": JobStatus.TODO, "run_at": self.clock.now() + backoff}
         else:
             if job_kind.give_up is not None:
                 await job_kind.give_up(args, error)
-            values = {"status": "failed"}
+            values = {"status": JobStatus.FAILED}
         async with self.db.transaction() as session:
             await session.execute(
                 update(Job)
@@ -186,8 +187,8 @@ class Worker:
         async with self.db.transaction() as session:
             await session.execute(
                 update(Job)
-                .where(Job.id.in_(job_ids), Job.worker_id == self.id, Job.status == "doing")
-                .values(status="todo", worker_id=None, attempts=Job.attempts - 1)
+                .where(Job.id.in_(job_ids), Job.worker_id == self.id, Job.status == JobStatus.DOING)
+                .values(status=JobStatus.TODO, worker_id=None, attempts=Job.attempts - 1)
             )
 
     async def _maintenance_loop(self) -> None:
@@ -208,13 +209,13 @@ class Worker:
             # worker's, or ours when its bookkeeping failed (the database refused, say). The set
             # of running jobs is read now, with the lock held, so a job claimed meanwhile counts.
             stalled = [
-                Job.status == "doing",
+                Job.status == JobStatus.DOING,
                 Job.id.not_in(list(self._running)),
                 Job.heartbeat_at < self.clock.now() - self.config.stall_seconds,
                 *self._mine(),
             ]
             recovered = await session.execute(
-                update(Job).where(*stalled).values(status="todo", worker_id=None)
+                update(Job).where(*stalled).values(status=JobStatus.TODO, worker_id=None)
             )
         if recovered.rowcount:  # type: ignore[attr-defined]
             log.warning("recovered %s stalled job(s)", recovered.rowcount)  # type: ignore[attr-defined]

@@ -6,9 +6,11 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+from imagegate.db.sql import Row
 from imagegate.errors import IpNotAllowed
+from imagegate.keys import store
 from imagegate.keys.network import allowed, client_address, parse_networks, within
-from imagegate.keys.service import Principal, authenticate
+from imagegate.keys.service import Principal, bearer_token, check_caller
 from imagegate.services import Services
 
 
@@ -27,10 +29,18 @@ async def get_principal(
     services: ServicesDep,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Principal:
-    """Authenticate, then apply the key's IP allowlist and rate limit, in that order."""
+    """The caller, admitted (see admit)."""
+    key_hash = services.hasher.hash(bearer_token(authorization))
+    row = await services.db.read(lambda tx: store.find_caller(tx, key_hash))
+    return await admit(request, services, row)
+
+
+async def admit(request: Request, services: Services, row: Row | None) -> Principal:
+    """The first checks of every API request, in this order: the key (401: unknown, disabled,
+    expired, banned; ``row`` is keys/store.py's caller row), its IP allowlist (403), its rate
+    limit (429). tasks/admission.py goes on from here for a create."""
     now = services.clock.now()
-    async with services.db.sessions() as session:
-        principal = await authenticate(session, services.hasher, authorization, now)
+    principal = check_caller(row, now)
     services.key_usage.seen(principal.key_id, now)
     address = caller_address(request, services)
     if not allowed(address, parse_networks(principal.allowed_ips)):

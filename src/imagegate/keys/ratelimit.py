@@ -1,25 +1,38 @@
-"""Requests per minute per key with the `limits` library: memory in embedded mode, Redis when
-several processes share the limit."""
+"""Requests per minute per key: a fixed window that opens at a key's first request, counted in
+O(1) — a dict entry in embedded mode (no I/O, no thread), one Redis script call when several
+processes share the limit. The `limits` storage behind it also serves the sign-in throttles."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, Protocol, cast
 
-from limits import RateLimitItemPerMinute
 from limits.aio.storage import Storage as AsyncStorage
-from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
 from imagegate.errors import RateLimitExceeded
+
+WINDOW = 60.0  # seconds
+_PRUNE_EVERY = 10_000  # hits between sweeps of expired windows (memory)
+
+# KEYS[1]: the key's window; ARGV: now, window seconds. Returns {count, window start}.
+_HIT = """
+local start = redis.call('HGET', KEYS[1], 's')
+if (not start) or tonumber(ARGV[1]) >= tonumber(start) + tonumber(ARGV[2]) then
+  redis.call('HSET', KEYS[1], 's', ARGV[1], 'c', 1)
+  redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2])) * 2)
+  return {1, ARGV[1]}
+end
+return {redis.call('HINCRBY', KEYS[1], 'c', 1), start}
+"""
 
 
 @dataclass(frozen=True)
 class RateState:
     limit: int
     remaining: int
-    reset: int  # Unix seconds when the oldest request in the window expires
+    reset: int  # Unix seconds when the window ends
 
     def headers(self) -> dict[str, str]:
         return {
@@ -29,11 +42,46 @@ class RateState:
         }
 
 
+class Windows(Protocol):
+    async def hit(self, key: str, now: float) -> tuple[int, float]:
+        """Count one request of ``key``; its count and its window's start."""
+        ...
+
+
+class MemoryWindows:
+    def __init__(self) -> None:
+        self._windows: dict[str, list[float]] = {}  # key -> [start, count]
+        self._hits = 0
+
+    async def hit(self, key: str, now: float) -> tuple[int, float]:
+        window = self._windows.get(key)
+        if window is None or now >= window[0] + WINDOW:
+            window = self._windows[key] = [now, 0]
+        window[1] += 1
+        self._hits += 1
+        if self._hits % _PRUNE_EVERY == 0:
+            self._windows = {k: w for k, w in self._windows.items() if now < w[0] + WINDOW}
+        return int(window[1]), window[0]
+
+
+class RedisWindows:
+    def __init__(self, storage: Any) -> None:
+        self._script = storage.bridge.get_connection().register_script(_HIT)
+
+    async def hit(self, key: str, now: float) -> tuple[int, float]:
+        count, start = await self._script.execute(
+            keys=[f"imagegate:rate:{key}"], args=[repr(now), repr(WINDOW)]
+        )
+        return int(count), float(start)
+
+
 class RateLimiter:
     def __init__(self, storage_uri: str) -> None:
         # An async+... URI gives an asyncio storage; the factory's type covers both kinds.
         self.storage = cast(AsyncStorage, storage_from_string(storage_uri))
-        self._limiter = MovingWindowRateLimiter(self.storage)
+        self._windows: Windows = (
+            RedisWindows(self.storage) if hasattr(self.storage, "bridge") else MemoryWindows()
+        )
 
     async def healthy(self) -> bool:
         """Whether the counters' store answers (always, in memory)."""
@@ -44,12 +92,10 @@ class RateLimiter:
 
     async def hit(self, key_id: str, per_minute: int, now: float) -> RateState:
         """Count one request of ``key_id``; RateLimitExceeded (with Retry-After) when over."""
-        item = RateLimitItemPerMinute(per_minute)
-        accepted = await self._limiter.hit(item, "key", key_id)
-        stats = await self._limiter.get_window_stats(item, "key", key_id)
-        state = RateState(per_minute, stats.remaining, math.ceil(stats.reset_time))
-        if not accepted:
-            retry_after = max(1, math.ceil(stats.reset_time - now))
+        count, start = await self._windows.hit(key_id, now)
+        state = RateState(per_minute, max(per_minute - count, 0), math.ceil(start + WINDOW))
+        if count > per_minute:
+            retry_after = max(1, math.ceil(start + WINDOW - now))
             raise RateLimitExceeded(
                 f"Too many requests: this key allows {per_minute} per minute. "
                 f"Retry in {retry_after} s.",

@@ -13,7 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagegate.db.models import Account, ApiKey
+from imagegate.db.sql import Row, SessionTx, Tx, from_json
 from imagegate.errors import InvalidApiKey
+from imagegate.keys import store
 from imagegate.keys.policy import PolicyChange, PolicyError
 from imagegate.keys.spend import DAY, HOUR, SpendLimits, spent
 
@@ -36,17 +38,6 @@ class Principal:
     rate_limit: int | None = None  # requests per minute; None: the operator's default
     spend: SpendLimits = field(default_factory=SpendLimits)
     models: tuple[str, ...] | None = None  # None: every model
-
-
-def principal_of(key: ApiKey) -> Principal:
-    return Principal(
-        key_id=key.id,
-        account_id=key.account_id,
-        allowed_ips=tuple(key.allowed_ips or ()),
-        rate_limit=key.rate_limit,
-        spend=SpendLimits(key.hourly_limit, key.daily_limit, key.total_limit),
-        models=tuple(key.models) if key.models else None,
-    )
 
 
 class KeyHasher:
@@ -171,10 +162,11 @@ class KeySpend:
 
 async def key_spend(session: AsyncSession, key_id: str, now: float) -> KeySpend:
     """What ``key_id`` spent in the rolling hour and day before ``now``, and in total."""
+    tx = SessionTx(session)
     return KeySpend(
-        last_hour=await spent(session, key_id, now - HOUR),
-        last_day=await spent(session, key_id, now - DAY),
-        total=await spent(session, key_id, None),
+        last_hour=await spent(tx, key_id, now - HOUR),
+        last_day=await spent(tx, key_id, now - DAY),
+        total=await spent(tx, key_id, None),
     )
 
 
@@ -192,28 +184,33 @@ def bearer_token(authorization: str | None) -> str:
 
 
 async def authenticate(
-    session: AsyncSession, hasher: KeyHasher, authorization: str | None, now: float
+    tx: Tx, hasher: KeyHasher, authorization: str | None, now: float
 ) -> Principal:
     """The caller behind an Authorization header; unknown, disabled, deleted and expired keys and
     banned accounts are refused with InvalidApiKey, checked against the database on every call."""
-    token = bearer_token(authorization)
-    digest = hasher.hash(token)
-    row = (
-        await session.execute(
-            select(ApiKey, Account.banned)
-            .join(Account, Account.id == ApiKey.account_id)
-            .where(ApiKey.key_hash == digest)
-        )
-    ).first()
-    if row is None or not hmac.compare_digest(row[0].key_hash, digest):
+    return check_caller(await store.find_caller(tx, hasher.hash(bearer_token(authorization))), now)
+
+
+def check_caller(row: Row | None, now: float) -> Principal:
+    """The Principal of a row of keys/store.py's caller query, or InvalidApiKey."""
+    if row is None:
         raise InvalidApiKey("Invalid API key.")
-    key, banned = row
-    if key.status == "deleted":
+    (key_id, account_id, status, expires_at, allowed_ips, rate_limit, hourly, daily, total,
+     models, banned) = row[: store.CALLER_WIDTH]  # fmt: skip
+    if status == "deleted":
         raise InvalidApiKey("Invalid API key.")
-    if key.status != "active":
+    if status != "active":
         raise InvalidApiKey("This API key is disabled.")
     if banned:
         raise InvalidApiKey("This account has been banned.")
-    if key.expires_at is not None and key.expires_at <= now:
+    if expires_at is not None and expires_at <= now:
         raise InvalidApiKey("This API key has expired.")
-    return principal_of(key)
+    ips, allowed_models = from_json(allowed_ips), from_json(models)
+    return Principal(
+        key_id=key_id,
+        account_id=account_id,
+        allowed_ips=tuple(ips or ()),
+        rate_limit=rate_limit,
+        spend=SpendLimits(hourly, daily, total),
+        models=tuple(allowed_models) if allowed_models else None,
+    )

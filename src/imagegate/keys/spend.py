@@ -10,13 +10,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from imagegate.db.models import ApiKey, Task
+from imagegate.db.sql import Tx
 from imagegate.errors import SpendLimitExceeded
+from imagegate.keys import store as keys_store
+from imagegate.tasks import store
 
 HOUR, DAY = 3600.0, 86400.0
+NEVER = float("-inf")
 
 
 @dataclass(frozen=True)
@@ -29,39 +29,34 @@ class SpendLimits:
         return any(limit is not None for limit in (self.hourly, self.daily, self.total))
 
 
-async def spent(session: AsyncSession, key_id: str, since: float | None) -> int:
+async def spent(tx: Tx, key_id: str, since: float | None) -> int:
     """Credits ``key_id`` spent since ``since`` (None: ever), net of refunds."""
-    query = select(func.coalesce(func.sum(Task.price), 0)).where(
-        Task.key_id == key_id, Task.status != "failed"
-    )
-    if since is not None:
-        query = query.where(Task.created_at >= since)
-    return int(await session.scalar(query) or 0)
+    start = NEVER if since is None else since
+    return (await store.spent(tx, key_id, start, start, start))[2]
 
 
-async def check_spend(
-    session: AsyncSession, key_id: str, limits: SpendLimits, price: int, now: float
-) -> None:
-    """SpendLimitExceeded when charging ``price`` would take ``key_id`` over one of its limits."""
+async def check_spend(tx: Tx, key_id: str, limits: SpendLimits, price: int, now: float) -> None:
+    """SpendLimitExceeded when charging ``price`` would take ``key_id`` over one of its limits.
+    Runs in the charging transaction, with the key's row locked (PostgreSQL) or the database
+    write-locked (SQLite)."""
     if not limits:
         return
-    await session.execute(select(ApiKey.id).where(ApiKey.id == key_id).with_for_update())
-    for name, limit, window in [
-        ("Hourly", limits.hourly, HOUR),
-        ("Daily", limits.daily, DAY),
-        ("Total", limits.total, None),
+    await keys_store.lock_key(tx, key_id)
+    since = NEVER if limits.total is not None else now - (DAY if limits.daily else HOUR)
+    hour, day, total = await store.spent(tx, key_id, now - HOUR, now - DAY, since)
+    for name, limit, window, used in [
+        ("Hourly", limits.hourly, HOUR, hour),
+        ("Daily", limits.daily, DAY, day),
+        ("Total", limits.total, None, total),
     ]:
-        if limit is None:
-            continue
-        used = await spent(session, key_id, None if window is None else now - window)
-        if used + price > limit:
+        if limit is not None and used + price > limit:
             raise SpendLimitExceeded(
-                await _message(session, key_id, name, limit, used, price, window, now)
+                await _message(tx, key_id, name, limit, used, price, window, now)
             )
 
 
 async def _message(
-    session: AsyncSession,
+    tx: Tx,
     key_id: str,
     name: str,
     limit: int,
@@ -76,7 +71,7 @@ async def _message(
         return f"{head} {period} and this task alone costs {price}; ask the operator to raise it."
     if window is None:
         return f"{head} in total and has spent {used}; ask the operator to raise the limit."
-    frees = await _frees_up_at(session, key_id, limit, used, price, window, now)
+    frees = await _frees_up_at(tx, key_id, limit, used, price, window, now)
     when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(frees))
     return (
         f"{head} {period} and has spent {used}; {price} more can be spent in "
@@ -85,7 +80,7 @@ async def _message(
 
 
 async def _frees_up_at(
-    session: AsyncSession,
+    tx: Tx,
     key_id: str,
     limit: int,
     used: int,
@@ -94,12 +89,7 @@ async def _frees_up_at(
     now: float,
 ) -> float:
     """When enough of the window's spend has aged out for ``price`` to fit."""
-    rows = await session.execute(
-        select(Task.created_at, Task.price)
-        .where(Task.key_id == key_id, Task.status != "failed", Task.created_at >= now - window)
-        .order_by(Task.created_at)
-    )
-    for created_at, task_price in rows:
+    for created_at, task_price in await store.spend_since(tx, key_id, now - window):
         used -= task_price
         if used + price <= limit:
             return float(created_at) + window

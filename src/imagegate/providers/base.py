@@ -30,7 +30,6 @@ class GenerationRequest:
 class GeneratedImage:
     data: bytes
     output_format: str  # jpeg | png
-    seed: int | None = None  # the upstream's seed, when it reports one
 
     @property
     def content_type(self) -> str:

@@ -3,7 +3,10 @@
 Ideogram has renamed fields between API versions (``prompt`` became ``text_prompt``, aspect
 ratios became resolutions), so the endpoint, the field names and the value mappings live in
 one table, IDEOGRAM_V4, and nowhere else. Responses are read leniently: unknown fields are
-ignored, and only ``data[].url`` is needed (``is_image_safe`` and ``seed`` when present).
+ignored, and only ``data[].url`` is needed (and ``is_image_safe`` when present).
+
+A 429 or 5xx becomes a retryable failure carrying its Retry-After (read against this adapter's
+clock); the router waits (providers/backoff.py) and asks again.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from imagegate.clock import Clock
 from imagegate.providers.base import (
     GeneratedImage,
     GenerationRequest,
@@ -59,8 +63,10 @@ class IdeogramProvider:
         api_key: str,
         base_url: str,
         endpoint: Endpoint = IDEOGRAM_V4,
+        clock: Clock | None = None,
     ) -> None:
         self.http, self.rehoster, self.endpoint = http, rehoster, endpoint
+        self.clock = clock or Clock()
         self._api_key = api_key
         self.url = base_url.rstrip("/") + endpoint.path
 
@@ -72,9 +78,9 @@ class IdeogramProvider:
         if response.status_code == 422:
             raise rejected(f"ideogram: {_error_text(response)}")
         if response.status_code != 200:
-            raise status_error(self.name, response)
-        images = _images(json_object(self.name, response))
-        return [await self.rehoster.fetch(url, request, seed) for url, seed in images]
+            raise status_error(self.name, response, self.clock.now())
+        urls = _image_urls(json_object(self.name, response))
+        return [await self.rehoster.fetch(url, request) for url in urls]
 
     def body(self, request: GenerationRequest) -> dict[str, Any]:
         e = self.endpoint
@@ -85,23 +91,23 @@ class IdeogramProvider:
         }
 
 
-def _images(body: dict[str, Any]) -> list[tuple[str, int | None]]:
-    """(url, seed) of each safe image; a rejection when every image failed the safety check."""
+def _image_urls(body: dict[str, Any]) -> list[str]:
+    """The URL of each safe image; a rejection when every image failed the safety check."""
     data = body.get("data")
     if not isinstance(data, list) or not data:
         raise unavailable("ideogram: response without a data list")
-    images: list[tuple[str, int | None]] = []
+    urls: list[str] = []
     unsafe = 0
     for item in data:
         if not isinstance(item, dict):
             continue
-        url, seed = item.get("url"), item.get("seed")
+        url = item.get("url")
         if item.get("is_image_safe") is False or (url is None and "is_image_safe" in item):
             unsafe += 1
         elif isinstance(url, str) and url:
-            images.append((url, seed if isinstance(seed, int) else None))
-    if images:
-        return images
+            urls.append(url)
+    if urls:
+        return urls
     if unsafe:
         raise rejected("ideogram: generated image failed the safety check")
     raise unavailable("ideogram: response without an image URL")

@@ -30,9 +30,7 @@ class Rehoster:
             http, max_bytes, max_pixels, timeout,
         )  # fmt: skip
 
-    async def fetch(
-        self, url: str, request: GenerationRequest, seed: int | None = None
-    ) -> GeneratedImage:
+    async def fetch(self, url: str, request: GenerationRequest) -> GeneratedImage:
         """The image at ``url`` in ``request.output_format``; ProviderError when it cannot be
         had (expired or missing: retryable, a new generation gets a new URL) or used."""
         data = await self._download(url)
@@ -42,7 +40,7 @@ class Rehoster:
             )
         except UnusableImage as exc:
             raise bad_image(f"image from {_host(url)}: {exc}") from None
-        return GeneratedImage(image, request.output_format, seed)
+        return GeneratedImage(image, request.output_format)
 
     async def _download(self, url: str) -> bytes:
         if urlsplit(url).scheme not in ("http", "https"):

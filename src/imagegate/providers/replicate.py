@@ -4,16 +4,22 @@
 prediction; until its status is ``succeeded``, ``failed`` or ``canceled`` we poll its
 ``urls.get`` (only on Replicate's own host: the token never goes anywhere else). ``output``
 is a URL or a list of URLs. A prediction that outlives the deadline is canceled.
+
+A 429 or 5xx answer to a poll is a hiccup, not a failure: the prediction goes on upstream, so we
+wait (its Retry-After, else exponential backoff with jitter: providers/backoff.py; never less
+than the poll interval, never past the deadline) and poll again.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from imagegate.clock import Clock
+from imagegate.providers import backoff
 from imagegate.providers.base import (
     GeneratedImage,
     GenerationRequest,
@@ -31,6 +37,13 @@ INPUT_SPEEDS = {"TURBO": "Turbo", "BALANCED": "Default", "QUALITY": "Quality"}
 # Words of Replicate's content-filter errors ("NSFW content detected", "flagged as sensitive").
 _SAFETY_WORDS = ("nsfw", "sensitive", "safety", "prohibited", "flagged")
 _MAX_WAIT = 60
+
+
+@dataclass(frozen=True)
+class _Hiccup:
+    """A poll answered 429 or 5xx: the prediction goes on; ask again after a wait."""
+
+    retry_after: float | None  # seconds, from the answer's Retry-After
 
 
 class ReplicateProvider:
@@ -58,12 +71,19 @@ class ReplicateProvider:
     async def generate(self, request: GenerationRequest) -> list[GeneratedImage]:
         ends = self.clock.now() + self.deadline
         prediction = await self._create(request)
+        wait, hiccups = self.poll_interval, 0  # hiccups: 429/5xx answers to polls in a row
         while prediction.get("status") not in FINAL:
-            if self.clock.now() >= ends:
+            now = self.clock.now()
+            if now >= ends:
                 await self._cancel(prediction)
                 raise unavailable(f"replicate: prediction not done after {self.deadline:.0f}s")
-            await self.clock.sleep(self.poll_interval)
-            prediction = await self._poll(prediction)
+            await self.clock.sleep(min(wait, ends - now))
+            polled = await self._poll(prediction)
+            if isinstance(polled, _Hiccup):
+                delay = backoff.delay(hiccups, self.poll_interval, polled.retry_after)
+                wait, hiccups = max(delay, self.poll_interval), hiccups + 1
+            else:
+                prediction, wait, hiccups = polled, self.poll_interval, 0
         return [await self.rehoster.fetch(url, request) for url in _outputs(prediction)]
 
     def slug(self, request: GenerationRequest) -> str:
@@ -85,16 +105,17 @@ class ReplicateProvider:
             self.http, self.name, "POST", url, json=self.body(request), headers=headers
         )
         if response.status_code not in (200, 201, 202):
-            raise status_error(self.name, response)
+            raise status_error(self.name, response, self.clock.now())
         return _prediction(json_object(self.name, response))
 
-    async def _poll(self, prediction: dict[str, Any]) -> dict[str, Any]:
+    async def _poll(self, prediction: dict[str, Any]) -> dict[str, Any] | _Hiccup:
+        """The prediction as it is now, or a hiccup (429, 5xx) to wait out and poll again."""
         response = await send(self.http, self.name, "GET", self._url(prediction, "get"),
                                headers=self._headers)  # fmt: skip
         if response.status_code == 429 or response.status_code >= 500:
-            return prediction  # a hiccup while polling: keep the prediction, poll again
+            return _Hiccup(backoff.retry_after(response, self.clock.now()))
         if response.status_code != 200:
-            raise status_error(self.name, response)
+            raise status_error(self.name, response, self.clock.now())
         return _prediction(json_object(self.name, response))
 
     async def _cancel(self, prediction: dict[str, Any]) -> None:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from dataclasses import dataclass, field
 
 from imagegate.clock import Clock
+from imagegate.providers.backoff import MAX_BACKOFF, delay
 from imagegate.providers.base import (
     GeneratedImage,
     GenerationRequest,
@@ -62,16 +62,16 @@ class RetryPolicy:
     retries: int = 2
     backoff: float = 1.0
     max_retry_after: float = 60.0
-    max_backoff: float = 30.0
+    max_backoff: float = MAX_BACKOFF
 
     def wait(self, error: ProviderError, attempt: int) -> float | None:
-        """Seconds before retry number ``attempt + 1``; None: do not retry this provider."""
+        """Seconds before retry number ``attempt + 1`` (the rule of providers/backoff.py); None:
+        do not retry this provider (not retryable, out of retries, Retry-After too long)."""
         if not error.retryable or attempt >= self.retries:
             return None
-        if error.retry_after is not None:
-            return error.retry_after if error.retry_after <= self.max_retry_after else None
-        delay = min(self.backoff * 2.0**attempt, self.max_backoff)
-        return delay * random.uniform(0.8, 1.2)  # jitter: no synchronized retry storms
+        if error.retry_after is not None and error.retry_after > self.max_retry_after:
+            return None
+        return delay(attempt, self.backoff, error.retry_after, self.max_backoff)
 
 
 @dataclass

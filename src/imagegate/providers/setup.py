@@ -101,7 +101,7 @@ def _route(name: str, settings: Settings, clock: Clock, rehoster: Rehoster) -> R
         key = s.ideogram_api_key.get_secret_value()
         if not key:
             return Route(name, None, "IMAGEGATE_IDEOGRAM_API_KEY is not set")
-        provider = IdeogramProvider(http, rehoster, key, s.ideogram_base_url)
+        provider = IdeogramProvider(http, rehoster, key, s.ideogram_base_url, clock=clock)
         return Route(name, provider, cap=s.ideogram_max_in_flight)
     token = s.replicate_api_token.get_secret_value()
     if not token:

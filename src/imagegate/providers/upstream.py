@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import email.utils
-import time
 from typing import Any
 
 import httpx
 
+from imagegate.providers.backoff import retry_after
 from imagegate.providers.base import (
     ProviderError,
     misconfigured,
@@ -31,8 +30,9 @@ async def send(
         raise unavailable(f"{provider}: {method} failed: {type(exc).__name__}") from None
 
 
-def status_error(provider: str, response: httpx.Response) -> ProviderError:
-    """The failure an error status stands for (the cases every upstream shares)."""
+def status_error(provider: str, response: httpx.Response, now: float) -> ProviderError:
+    """The failure an error status stands for (the cases every upstream shares); a retryable
+    one carries the response's Retry-After, read against ``now`` (the caller's clock)."""
     status = response.status_code
     detail = f"{provider} answered {status}: {excerpt(response)}"
     if status in (401, 403):
@@ -40,24 +40,8 @@ def status_error(provider: str, response: httpx.Response) -> ProviderError:
     if status == 402:
         return misconfigured(f"{detail} (the {provider} account needs credit)")
     if status == 429 or status >= 500 or status == 408:
-        return unavailable(detail, retry_after=retry_after(response))
+        return unavailable(detail, retry_after=retry_after(response, now))
     return unsupported(detail)
-
-
-def retry_after(response: httpx.Response) -> float | None:
-    """Retry-After in seconds (delta-seconds or an HTTP date), None when absent or unreadable."""
-    value = response.headers.get("retry-after", "").strip()
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(when.timestamp() - time.time(), 0.0)
 
 
 def excerpt(response: httpx.Response) -> str:

@@ -56,7 +56,7 @@ class TaskRunner:
         keys = [await self.store.save(image, self.clock.now()) for image in images]
         async with self.db.transaction() as session:
             ended = await service.complete(session, task_id, keys, self.clock.now())
-            self._notify(session, ended)
+            await self._notify(session, ended)
 
     async def give_up(self, args: dict[str, Any], error: str) -> None:
         """After the last attempt: the task fails with internal_error and is refunded."""
@@ -65,12 +65,12 @@ class TaskRunner:
     async def _fail(self, task_id: str, code: str, message: str) -> None:
         async with self.db.transaction() as session:
             ended = await service.fail(session, task_id, code, message, self.clock.now())
-            self._notify(session, ended)
+            await self._notify(session, ended)
 
-    def _notify(self, session: AsyncSession, ended: Task | None) -> None:
+    async def _notify(self, session: AsyncSession, ended: Task | None) -> None:
         """Plan the callback of a task that just ended, in the transaction that ended it."""
         if ended is not None and ended.callback_url:
-            callbacks.schedule(
+            await callbacks.schedule(
                 session, self.queue, ended.id, ended.callback_url, ended.status,
                 self.callback_delays, self.clock.now(),
             )  # fmt: skip

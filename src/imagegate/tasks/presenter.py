@@ -1,40 +1,68 @@
-"""Task rows to the wire format of the reference (also the body of callbacks)."""
+"""Tasks in the wire format of the reference (also the body of callbacks), from one schema:
+tasks/schemas.py's TaskObject, which /openapi.json documents too."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from typing import Protocol
 
 from imagegate.catalog import MODELS
-from imagegate.db.models import Task
+from imagegate.tasks.schemas import TaskError, TaskObject, TaskOutput, TaskOutputMetadata
+from imagegate.tasks.status import TaskStatus
+
+_SERIALIZER = TaskObject.__pydantic_serializer__
 
 
-def task_object(task: Task, public_url: str) -> dict[str, Any]:
-    """The task exactly as GET /v1/tasks/{taskId} shows it; keys in the reference's order."""
-    body: dict[str, Any] = {
-        "id": task.id,
-        "status": task.status,
-        "model": task.model,
-        "created_at": int(task.created_at),
-    }
-    if task.status == "completed":
-        body["completed_at"] = int(task.completed_at or task.created_at)
-        body["output"] = {
-            "urls": [f"{public_url}/images/{key}" for key in task.output_urls or []],
-            "metadata": {"model": _upstream_model(task.model)},
-        }
-    elif task.status == "failed":
-        body["error"] = {
-            "code": task.error_code or "upstream_error",
-            "message": task.error_message or "Image generation failed",
-        }
-    return body
+class ShownTask(Protocol):
+    """What is shown of a task: a row of the tasks table, or tasks/store.py's TaskView."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def created_at(self) -> float: ...
+    @property
+    def completed_at(self) -> float | None: ...
+    @property
+    def output_urls(self) -> list[str] | None: ...
+    @property
+    def error_code(self) -> str | None: ...
+    @property
+    def error_message(self) -> str | None: ...
 
 
-def render_json(body: dict[str, Any]) -> bytes:
-    """The exact bytes served for ``body`` (compact UTF-8, like Starlette's JSONResponse), so a
-    callback carries byte-for-byte what GET /v1/tasks/{taskId} returns."""
-    return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+def task_object(task: ShownTask, public_url: str) -> TaskObject:
+    """The task exactly as GET /v1/tasks/{taskId} shows it (built without re-validating what
+    the database holds)."""
+    output = error = completed_at = None
+    if task.status == TaskStatus.COMPLETED:
+        completed_at = int(task.completed_at or task.created_at)
+        output = TaskOutput.model_construct(
+            urls=[f"{public_url}/images/{key}" for key in task.output_urls or []],
+            metadata=TaskOutputMetadata.model_construct(model=_upstream_model(task.model)),
+        )
+    elif task.status == TaskStatus.FAILED:
+        error = TaskError.model_construct(
+            code=task.error_code or "upstream_error",
+            message=task.error_message or "Image generation failed",
+        )
+    return TaskObject.model_construct(
+        id=task.id,
+        status=TaskStatus(task.status),
+        model=task.model,
+        created_at=int(task.created_at),
+        completed_at=completed_at,
+        output=output,
+        error=error,
+    )
+
+
+def task_json(task: ShownTask, public_url: str) -> bytes:
+    """The exact bytes served for ``task`` (compact UTF-8), so a callback carries byte for byte
+    what GET /v1/tasks/{taskId} returns; keys in the reference's order."""
+    return _SERIALIZER.to_json(task_object(task, public_url), exclude_none=True)
 
 
 def _upstream_model(model: str) -> str:

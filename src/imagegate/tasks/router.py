@@ -5,21 +5,31 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
-from imagegate.callbacks.ssrf import Unresolvable, UnsafeDestination, resolve
-from imagegate.envelope import success
-from imagegate.errors import InvalidRequest, UpstreamUnavailable
 from imagegate.http_routes import get_and_head
-from imagegate.keys.auth import Caller, ServicesDep
-from imagegate.tasks import service
-from imagegate.tasks.presenter import render_json, task_object
+from imagegate.keys.auth import admit
+from imagegate.keys.service import bearer_token
+from imagegate.services import Services
+from imagegate.tasks import service, store
+from imagegate.tasks.admission import admit_create
+from imagegate.tasks.presenter import task_json
 from imagegate.tasks.schemas import (
     CreateTaskRequest,
     CreateTaskResponse,
+    TaskCreated,
     TaskObject,
-    parse_create_request,
 )
+
+JSON = "application/json"
+_CREATED = CreateTaskResponse.__pydantic_serializer__
+
+
+def created_json(task_id: str) -> bytes:
+    """The success envelope with the new task's id."""
+    data = TaskCreated.model_construct(taskId=task_id)
+    return _CREATED.to_json(CreateTaskResponse.model_construct(code=200, msg="success", data=data))
+
 
 router = APIRouter()
 
@@ -38,25 +48,17 @@ _CREATE_BODY: dict[str, Any] = {
     response_model=CreateTaskResponse,
     openapi_extra=_CREATE_BODY,
 )
-async def create_generation(request: Request, caller: Caller, services: ServicesDep) -> Any:
+async def create_generation(request: Request) -> Any:
     """Create an image generation task; poll it at /v1/tasks/{taskId}."""
-    raw = await read_body(request, services.settings.max_body_bytes)
-    body = parse_create_request(raw)
-    if body.callback_url is not None:
-        await check_callback_url(body.callback_url, services.settings.callback_allow_private)
-    # The order of checks: ... body (400) -> model (404) -> a provider for it (503) -> spend
-    # limits and balance (429, 402, in the charging transaction).
-    model = service.admitted_model(caller, body)
-    if not await services.providers.available(model.name):
-        raise UpstreamUnavailable(
-            f"No provider can take '{model.name}' tasks right now (nothing was charged); "
-            "try again later."
+    services: Services = request.app.state.services
+    admitted = await admit_create(request, services)
+    now = services.clock.now()
+    task_id = await services.db.write(
+        lambda tx: service.create_task(
+            tx, services.queue, admitted.caller, admitted.body, now, admitted.model
         )
-    async with services.db.transaction() as session:
-        task = await service.create_task(
-            session, services.queue, caller, body, services.clock.now(), model
-        )
-    return JSONResponse(success({"taskId": task.id}))
+    )
+    return Response(created_json(task_id), media_type=JSON)
 
 
 @get_and_head(
@@ -65,39 +67,16 @@ async def create_generation(request: Request, caller: Caller, services: Services
     response_model=TaskObject,
     response_model_exclude_none=True,
 )
-async def get_task(taskId: str, caller: Caller, services: ServicesDep) -> Any:  # noqa: N803
+async def get_task(taskId: str, request: Request) -> Any:  # noqa: N803
     """A task of the calling account: pending, processing, completed (with URLs) or failed."""
-    async with services.db.sessions() as session:
-        task = await service.get_task(session, caller.account_id, taskId)
-    return Response(
-        render_json(task_object(task, services.public_url)), media_type="application/json"
-    )
-
-
-async def check_callback_url(url: str, allow_private: bool) -> None:
-    """Refuse a callback_url that reaches this network (see callbacks/ssrf.py); a host with no
-    address yet is accepted and checked again at each delivery."""
-    try:
-        await resolve(url, allow_private)
-    except Unresolvable:
-        return
-    except UnsafeDestination as exc:
-        raise InvalidRequest(f"'callback_url' is not allowed: {exc}.") from None
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing more than ``limit`` bytes without reading it all."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise InvalidRequest(f"Request body is larger than {limit:,} bytes.")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise InvalidRequest(f"Request body is larger than {limit:,} bytes.")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    services: Services = request.app.state.services
+    key_hash = services.hasher.hash(bearer_token(request.headers.get("authorization")))
+    wanted = service.task_id_or_none(taskId) or ""
+    row = await services.db.read(lambda tx: store.caller_and_task(tx, key_hash, wanted))
+    await admit(request, services, row)  # the key, its IP allowlist and rate limit first
+    assert row is not None  # admit() refuses an unknown key
+    task = service.visible(store.view_of(row), taskId)
+    return Response(task_json(task, services.public_url), media_type=JSON)
 
 
 def openapi_components() -> dict[str, Any]:

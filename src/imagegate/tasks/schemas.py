@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from imagegate.catalog import MAX_PROMPT_CHARS, OUTPUT_FORMATS, RENDERING_SPEEDS, SIZES
 from imagegate.errors import InvalidRequest
+from imagegate.tasks.status import TaskStatus
 
 Size = Literal["1:1", "3:4", "9:16", "4:3", "16:9"]
 Speed = Literal["TURBO", "BALANCED", "QUALITY"]
@@ -89,7 +90,7 @@ class TaskObject(BaseModel):
     """GET /v1/tasks/{taskId}: completed_at and output only when completed, error when failed."""
 
     id: str
-    status: Literal["pending", "processing", "completed", "failed"]
+    status: TaskStatus
     model: str
     created_at: int
     completed_at: int | None = None

@@ -11,6 +11,7 @@ import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,11 +20,16 @@ from imagegate.billing import service as billing
 from imagegate.callbacks import service as callbacks
 from imagegate.catalog import CatalogModel, find_model
 from imagegate.db.models import Callback, CallbackAttempt, LedgerEntry, Task
+from imagegate.db.sql import Tx
 from imagegate.errors import ModelNotFound, TaskNotFound
 from imagegate.jobs.queue import JobQueue
 from imagegate.keys.service import Principal
 from imagegate.keys.spend import check_spend
+from imagegate.tasks import store
 from imagegate.tasks.schemas import CreateTaskRequest
+from imagegate.tasks.status import IN_FLIGHT, TaskStatus
+
+T = TypeVar("T")
 
 RUN_TASK = "run_task"
 
@@ -34,7 +40,7 @@ def task_queue(model: str) -> str:
 
 
 def admitted_model(principal: Principal, request: CreateTaskRequest) -> CatalogModel:
-    """The catalogue model a create asks for, or ModelNotFound: unknown, inactive, or outside
+    """The catalogue model a create asks for, or ModelNotFound: unknown, or outside
     the key's model allowlist (so a key cannot probe the catalogue)."""
     model = find_model(request.model)
     if model is None or (principal.models is not None and model.name not in principal.models):
@@ -43,54 +49,65 @@ def admitted_model(principal: Principal, request: CreateTaskRequest) -> CatalogM
 
 
 async def create_task(
-    session: AsyncSession,
+    tx: Tx,
     queue: JobQueue,
     principal: Principal,
     request: CreateTaskRequest,
     now: float,
     model: CatalogModel,
-) -> Task:
-    """A pending task of ``model`` (see admitted_model), its charge and its job, in the
-    caller's transaction.
+) -> str:
+    """A pending task of ``model`` (see tasks/admission.py), its charge and its job, in the
+    caller's transaction; returns the task's id.
 
     Raises SpendLimitExceeded past a key's spend limit and InsufficientCredits when the balance
     is below the price; in each case nothing is written.
     """
     task_input = request.input.resolved()
     price = model.price(task_input["rendering_speed"])
-    await check_spend(session, principal.key_id, principal.spend, price, now)
+    await check_spend(tx, principal.key_id, principal.spend, price, now)
     task_id = str(uuid.uuid4())
     await billing.charge(
-        session, principal.account_id, principal.key_id, task_id, price, now, queue=queue
+        tx, principal.account_id, principal.key_id, task_id, price, now, queue=queue
     )
-    task = Task(
+    await store.insert(
+        tx,
         id=task_id,
         account_id=principal.account_id,
         key_id=principal.key_id,
         model=model.name,
-        status="pending",
         input=task_input,
         callback_url=request.callback_url,
         price=price,
         created_at=now,
     )
-    session.add(task)
-    queue.defer(session, RUN_TASK, {"task_id": task_id}, queue=task_queue(model.name))
+    await queue.defer(tx, RUN_TASK, {"task_id": task_id}, queue=task_queue(model.name))
+    return task_id
+
+
+def task_id_or_none(task_id: str) -> str | None:
+    """``task_id`` when it can name a task (a UUID), else None: such an id names none."""
+    try:
+        uuid.UUID(task_id)
+    except ValueError:
+        return None
+    return task_id
+
+
+def visible(task: T | None, task_id: str) -> T:
+    """The task the caller asked for, or TaskNotFound, never a hint that another's exists."""
+    if task is None:
+        raise TaskNotFound(f"Task '{task_id[:64]}' does not exist.")
     return task
 
 
 async def get_task(session: AsyncSession, account_id: str, task_id: str) -> Task:
-    """The task if it belongs to ``account_id``; otherwise TaskNotFound, never a hint it exists."""
-    try:
-        uuid.UUID(task_id)
-    except ValueError:
-        raise TaskNotFound(f"Task '{task_id[:64]}' does not exist.") from None
+    """The task if it belongs to ``account_id``; otherwise TaskNotFound."""
+    if task_id_or_none(task_id) is None:
+        return visible(None, task_id)
     task = await session.scalar(
         select(Task).where(Task.id == task_id, Task.account_id == account_id)
     )
-    if task is None:
-        raise TaskNotFound(f"Task '{task_id}' does not exist.")
-    return task
+    return visible(task, task_id)
 
 
 async def start(session: AsyncSession, task_id: str, now: float) -> Task | None:
@@ -98,11 +115,11 @@ async def start(session: AsyncSession, task_id: str, now: float) -> Task | None:
     run left it so), or None when it is already final."""
     await session.execute(
         update(Task)
-        .where(Task.id == task_id, Task.status == "pending")
-        .values(status="processing", started_at=now)
+        .where(Task.id == task_id, Task.status == TaskStatus.PENDING)
+        .values(status=TaskStatus.PROCESSING, started_at=now)
     )
     task = await session.get(Task, task_id, populate_existing=True)
-    if task is None or task.status != "processing":
+    if task is None or task.status != TaskStatus.PROCESSING:
         return None
     return task
 
@@ -113,8 +130,8 @@ async def complete(
     """processing -> completed; None when the task was not processing (e.g. a duplicate run)."""
     task: Task | None = await session.scalar(
         update(Task)
-        .where(Task.id == task_id, Task.status == "processing")
-        .values(status="completed", completed_at=now, output_urls=list(image_keys))
+        .where(Task.id == task_id, Task.status == TaskStatus.PROCESSING)
+        .values(status=TaskStatus.COMPLETED, completed_at=now, output_urls=list(image_keys))
         .returning(Task)
     )
     return task
@@ -126,8 +143,8 @@ async def fail(
     """pending|processing -> failed with the refund, once; None when already final."""
     task: Task | None = await session.scalar(
         update(Task)
-        .where(Task.id == task_id, Task.status.in_(("pending", "processing")))
-        .values(status="failed", completed_at=now, error_code=code, error_message=message)
+        .where(Task.id == task_id, Task.status.in_(IN_FLIGHT))
+        .values(status=TaskStatus.FAILED, completed_at=now, error_code=code, error_message=message)
         .returning(Task)
     )
     if task is not None:
@@ -137,8 +154,7 @@ async def fail(
 
 # --- Reading an account's tasks (the console's pages; later GET /v1/tasks) ---------------------
 
-TASK_STATUSES = ("pending", "processing", "completed", "failed")
-IN_FLIGHT = ("pending", "processing")
+TASK_STATUSES = tuple(TaskStatus)
 MAX_PAGE = 100
 
 

@@ -1,0 +1,43 @@
+"""The SQL of the ledger on the request path: a task's charge."""
+
+from __future__ import annotations
+
+from imagegate.db.sql import Row, Tx
+
+# Conditional on the balance (never below zero, whatever runs beside it), on the account not
+# being banned and on the paying key still being active: the charging write re-checks what
+# authentication saw, so a key disabled meanwhile cannot spend.
+_CHARGE = (
+    "UPDATE accounts SET credits = credits - :price"
+    " WHERE id = :account_id AND credits >= :price AND NOT banned"
+    " AND EXISTS (SELECT 1 FROM api_keys WHERE id = :key_id AND status = 'active')"
+    " RETURNING credits, low_balance_threshold, low_balance_notified"
+)
+
+_ENTRY = (
+    "INSERT INTO ledger_entries (account_id, key_id, kind, amount, task_id, note, created_at)"
+    " VALUES (:account_id, :key_id, 'charge', :amount, :task_id, '', :created_at)"
+)
+
+_MARK_TOLD = (
+    "UPDATE accounts SET low_balance_notified = :told WHERE id = :account_id RETURNING webhook_url"
+)
+
+
+async def charge(
+    tx: Tx, account_id: str, key_id: str, task_id: str, price: int, now: float
+) -> Row | None:
+    """(balance, low_balance_threshold, low_balance_notified) after taking ``price`` and
+    writing its ledger entry; None, writing nothing, when the charge is refused."""
+    params = {"account_id": account_id, "key_id": key_id, "price": price}
+    charged = await tx.one(_CHARGE, params)
+    if charged is not None:
+        entry = {"account_id": account_id, "key_id": key_id, "amount": -price}
+        await tx.run(_ENTRY, {**entry, "task_id": task_id, "created_at": now})
+    return charged
+
+
+async def mark_told(tx: Tx, account_id: str) -> str | None:
+    """Note that the account was told of its low balance; its webhook URL, if any."""
+    row = await tx.one(_MARK_TOLD, {"account_id": account_id, "told": True})
+    return None if row is None else row[0]

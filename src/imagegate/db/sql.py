@@ -1,0 +1,96 @@
+"""Explicit SQL, written once for both databases, run through a transaction port (``Tx``).
+
+Stores (``<feature>/store.py``) hold an aggregate's statements as plain SQL with ``:name``
+parameters and run them through a ``Tx``. Three adapters carry them out:
+
+- the request path's SQLite connections (db/sqlite_hot.py): sqlite3 inline, no thread hop;
+- the request path's PostgreSQL connections (db/pg_hot.py): psycopg, prepared statements;
+- ``SessionTx``: an SQLAlchemy session, for the cold paths (console, CLI, worker) that call the
+  same store functions inside their own transactions.
+
+Values cross as the drivers give them: JSON columns arrive as text from SQLite and parsed from
+PostgreSQL (``from_json`` reads both), booleans as 0/1 or bool.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from functools import cache
+from typing import Any, Protocol
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+Params = Mapping[str, Any]
+Row = tuple[Any, ...]
+NO_PARAMS: Params = {}
+
+
+class Tx(Protocol):
+    """One transaction of explicit statements (or one autocommit read)."""
+
+    dialect: str  # "sqlite" or "postgresql"
+
+    async def one(self, sql: str, params: Params = NO_PARAMS) -> Row | None:
+        """The first row of ``sql``'s result, or None."""
+        ...
+
+    async def all(self, sql: str, params: Params = NO_PARAMS) -> list[Row]: ...
+
+    async def run(self, sql: str, params: Params = NO_PARAMS) -> None:
+        """Run a statement whose result is not needed (PostgreSQL may pipeline it)."""
+        ...
+
+    def after_commit(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` once the transaction has committed (never when it rolls back)."""
+        ...
+
+
+class SessionTx:
+    """A Tx over an SQLAlchemy session, inside the transaction its owner opened."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.dialect = session.get_bind().dialect.name
+
+    async def one(self, sql: str, params: Params = NO_PARAMS) -> Row | None:
+        row = (await self.session.execute(text(sql), dict(params))).first()
+        return None if row is None else tuple(row)
+
+    async def all(self, sql: str, params: Params = NO_PARAMS) -> list[Row]:
+        return [tuple(row) for row in await self.session.execute(text(sql), dict(params))]
+
+    async def run(self, sql: str, params: Params = NO_PARAMS) -> None:
+        await self.session.execute(text(sql), dict(params))
+
+    def after_commit(self, hook: Callable[[], None]) -> None:
+        after_commit(self.session, hook)
+
+
+AFTER_COMMIT = "after_commit"
+
+
+def after_commit(session: AsyncSession, hook: Callable[[], None]) -> None:
+    """Call ``hook`` after ``session``'s transaction commits (Database.transaction runs them)."""
+    session.info.setdefault(AFTER_COMMIT, []).append(hook)
+
+
+_NAME = re.compile(r"(?<![:\w]):(\w+)")
+
+
+@cache
+def pyformat(sql: str) -> str:
+    """``sql`` with ``:name`` parameters as psycopg's ``%(name)s`` (computed once per statement)."""
+    return _NAME.sub(r"%(\1)s", sql.replace("%", "%%"))
+
+
+def to_json(value: Any) -> str | None:
+    """A JSON column's parameter (both drivers take the text)."""
+    return None if value is None else json.dumps(value, separators=(",", ":"))
+
+
+def from_json(value: Any) -> Any:
+    """A JSON column's value as either driver returns it."""
+    return json.loads(value) if isinstance(value, str | bytes) else value

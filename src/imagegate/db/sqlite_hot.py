@@ -1,0 +1,205 @@
+"""The request path on SQLite: long-lived sqlite3 connections run inline on the event loop, and
+one writer that commits creates in groups.
+
+SQLite answers an indexed statement in microseconds, far less than a hop to a thread, so reads run
+inline on a connection of their own (WAL: they never wait for the writer). Writes queue for the
+writer task: it takes the write lock once for everything queued, runs each operation in its own
+savepoint (a 402 or 429 rolls back only that operation), commits once, then answers each caller.
+
+Only ``BEGIN IMMEDIATE`` can wait long (another process, such as `imagegate admin` or a worker,
+holding the lock): it is tried inline without waiting, and waited for in a thread when busy. WAL
+checkpoints run in a thread too, on a connection of their own, so no commit does that work on the
+loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from imagegate.db.sql import NO_PARAMS, Params, Row, Tx
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Operation = Callable[[Tx], Awaitable[Any]]
+BUSY_WAIT = 30.0  # seconds a writer waits for another process's write lock
+CHECKPOINT_EVERY = 500  # commits between WAL checkpoints
+
+
+def connect(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    for pragma in ("journal_mode=WAL", "foreign_keys=ON", "synchronous=NORMAL"):
+        conn.execute(f"PRAGMA {pragma}")
+    return conn
+
+
+class SqliteTx:
+    """Statements on one sqlite3 connection, inline."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self.hooks: list[Callable[[], None]] = []
+        self.dialect = "sqlite"
+
+    async def one(self, sql: str, params: Params = NO_PARAMS) -> Row | None:
+        row: Row | None = self._conn.execute(sql, params).fetchone()
+        return row
+
+    async def all(self, sql: str, params: Params = NO_PARAMS) -> list[Row]:
+        return self._conn.execute(sql, params).fetchall()
+
+    async def run(self, sql: str, params: Params = NO_PARAMS) -> None:
+        self._conn.execute(sql, params)
+
+    def after_commit(self, hook: Callable[[], None]) -> None:
+        self.hooks.append(hook)
+
+
+class SqliteHot:
+    def __init__(self, path: str, writers: asyncio.Lock) -> None:
+        self._path = path
+        self._reader = connect(path)
+        self._reader.execute("PRAGMA busy_timeout=5000")
+        self._writer = connect(path)
+        self._writer.execute("PRAGMA busy_timeout=0")  # never wait inline; see _begin
+        self._writer.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints: _checkpoint
+        self._writers = writers  # this process's other writers (SQLAlchemy sessions)
+        self._queue: list[tuple[Operation, asyncio.Future[Any]]] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._commits = 0
+        self._checkpointing: asyncio.Task[None] | None = None
+
+    async def read(self, op: Callable[[Tx], Awaitable[T]]) -> T:
+        return await op(SqliteTx(self._reader))
+
+    async def write(self, op: Callable[[Tx], Awaitable[T]]) -> T:
+        """Run ``op`` in the next group commit; its result once that commit is done."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="sqlite-writer")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.append((op, future))
+        self._wakeup.set()
+        return await future
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._checkpointing is not None:
+            await self._checkpointing
+        self._reader.close()
+        self._writer.close()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            await asyncio.sleep(0)  # requests ready to write now join this group
+            group = [(op, f) for op, f in self._queue if not f.cancelled()]
+            self._queue = []
+            if group:
+                async with self._writers:
+                    await self._commit_group(group)
+
+    async def _commit_group(self, group: list[tuple[Operation, asyncio.Future[Any]]]) -> None:
+        conn = self._writer
+        outcomes: list[tuple[asyncio.Future[Any], BaseException | None, Any, SqliteTx]] = []
+        try:
+            await self._begin()
+            for op, future in group:
+                if future.cancelled():  # its caller went away before its turn: skip it
+                    continue
+                tx = SqliteTx(conn)
+                conn.execute("SAVEPOINT op")
+                try:
+                    value = await op(tx)
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO op")
+                    conn.execute("RELEASE op")
+                    outcomes.append((future, exc, None, tx))
+                else:
+                    conn.execute("RELEASE op")
+                    outcomes.append((future, None, value, tx))
+            conn.execute("COMMIT")
+        except BaseException as exc:  # no lock, a failed commit, or this task is cancelled
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            failure = exc if isinstance(exc, Exception) else RuntimeError("writer stopped")
+            for _, future in group:
+                if not future.done():
+                    future.set_exception(failure)
+            if failure is not exc:
+                raise
+            log.error("a group of writes failed", exc_info=exc)
+            return
+        self._answer(outcomes)
+        self._commits += 1
+        if self._commits % CHECKPOINT_EVERY == 0:
+            self._start_checkpoint()
+
+    @staticmethod
+    def _answer(
+        outcomes: list[tuple[asyncio.Future[Any], BaseException | None, Any, SqliteTx]],
+    ) -> None:
+        for future, error, value, tx in outcomes:
+            if error is None:
+                for hook in tx.hooks:
+                    hook()
+            if future.done():  # the caller went away meanwhile (its work is committed)
+                continue
+            if error is None:
+                future.set_result(value)
+            else:
+                future.set_exception(error)
+
+    async def _begin(self) -> None:
+        try:
+            self._writer.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:  # another process writes: wait off the loop
+            await in_thread_to_the_end(self._begin_waiting)
+
+    def _begin_waiting(self) -> None:
+        deadline = time.monotonic() + BUSY_WAIT
+        pause = 0.001
+        while True:
+            try:
+                self._writer.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 0.05)
+
+    def _start_checkpoint(self) -> None:
+        if self._checkpointing is None or self._checkpointing.done():
+            self._checkpointing = asyncio.create_task(asyncio.to_thread(self._checkpoint))
+
+    def _checkpoint(self) -> None:
+        conn = sqlite3.connect(self._path, isolation_level=None)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error:  # a busy database is checkpointed next time
+            log.debug("WAL checkpoint skipped", exc_info=True)
+        finally:
+            conn.close()
+
+
+async def in_thread_to_the_end(func: Callable[[], None]) -> None:
+    """Run ``func`` in a thread and wait for it even when the caller is cancelled: the thread
+    holds the connection, and reusing a sqlite3 connection while another thread runs on it
+    crashes the process."""
+    done = asyncio.ensure_future(asyncio.to_thread(func))
+    try:
+        await asyncio.shield(done)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await done
+        raise

@@ -1,0 +1,71 @@
+"""Admitting a create: every check between the request and the charging write, in one order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from imagegate.callbacks.ssrf import Unresolvable, UnsafeDestination, resolve
+from imagegate.catalog import CatalogModel
+from imagegate.errors import InvalidRequest, UpstreamUnavailable
+from imagegate.keys import store as keys_store
+from imagegate.keys.auth import admit
+from imagegate.keys.service import Principal, bearer_token
+from imagegate.services import Services
+from imagegate.tasks.schemas import CreateTaskRequest, parse_create_request
+from imagegate.tasks.service import admitted_model
+
+
+@dataclass(frozen=True)
+class Admitted:
+    caller: Principal
+    body: CreateTaskRequest
+    model: CatalogModel
+
+
+async def admit_create(request: Request, services: Services) -> Admitted:
+    """The checks of POST /v1/images/generations, in this order: the key (401), its IP allowlist
+    (403) and rate limit (429) (keys/auth.py's admit), the body (400, a callback_url that
+    reaches this network included), the model and the key's model allowlist (404), a provider
+    that can take it now (503). Spend limits (429) and the balance (402) come last, in the
+    charging write (tasks/service.py's create_task), so they hold under concurrency."""
+    key_hash = services.hasher.hash(bearer_token(request.headers.get("authorization")))
+    row = await services.db.read(lambda tx: keys_store.find_caller(tx, key_hash))
+    caller = await admit(request, services, row)
+    body = parse_create_request(await read_body(request, services.settings.max_body_bytes))
+    if body.callback_url is not None:
+        await check_callback_url(body.callback_url, services.settings.callback_allow_private)
+    model = admitted_model(caller, body)
+    if not await services.providers.available(model.name):
+        raise UpstreamUnavailable(
+            f"No provider can take '{model.name}' tasks right now (nothing was charged); "
+            "try again later."
+        )
+    return Admitted(caller, body, model)
+
+
+async def check_callback_url(url: str, allow_private: bool) -> None:
+    """Refuse a callback_url that reaches this network (see callbacks/ssrf.py); a host with no
+    address yet is accepted and checked again at each delivery."""
+    try:
+        await resolve(url, allow_private)
+    except Unresolvable:
+        return
+    except UnsafeDestination as exc:
+        raise InvalidRequest(f"'callback_url' is not allowed: {exc}.") from None
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing more than ``limit`` bytes without reading it all."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise InvalidRequest(f"Request body is larger than {limit:,} bytes.")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise InvalidRequest(f"Request body is larger than {limit:,} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)

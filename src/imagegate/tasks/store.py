@@ -1,0 +1,92 @@
+"""The SQL of tasks on the request path: adding a task, reading one for its caller, and the
+sums of a key's spend (spend limits count the price of a key's tasks that did not fail)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from imagegate.db.sql import Row, Tx, from_json, to_json
+from imagegate.keys.store import CALLER_WIDTH, caller_query
+from imagegate.tasks.status import TaskStatus
+
+_INSERT = (
+    "INSERT INTO tasks (id, account_id, key_id, model, status, input, callback_url, price,"
+    f" created_at) VALUES (:id, :account_id, :key_id, :model, '{TaskStatus.PENDING}', :input,"
+    " :callback_url, :price, :created_at)"
+)
+
+_VIEW_COLUMNS = (
+    "t.id, t.status, t.model, t.created_at, t.completed_at, t.output_urls, t.error_code,"
+    " t.error_message"
+)
+
+# The caller and the task in one round trip: the task only when it is the caller's account's.
+_CALLER_AND_TASK = caller_query(
+    ", " + _VIEW_COLUMNS,
+    " LEFT JOIN tasks t ON t.id = :task_id AND t.account_id = k.account_id",
+)
+
+_SPENT = (
+    "SELECT COALESCE(SUM(CASE WHEN created_at >= :hour THEN price ELSE 0 END), 0),"
+    " COALESCE(SUM(CASE WHEN created_at >= :day THEN price ELSE 0 END), 0),"
+    " COALESCE(SUM(price), 0)"
+    f" FROM tasks WHERE key_id = :key_id AND status != '{TaskStatus.FAILED}'"
+    " AND created_at >= :since"
+)
+
+_SPEND_IN_WINDOW = (
+    "SELECT created_at, price FROM tasks WHERE key_id = :key_id"
+    f" AND status != '{TaskStatus.FAILED}'"
+    " AND created_at >= :since ORDER BY created_at"
+)
+
+
+@dataclass(frozen=True)
+class TaskView:
+    """What the API shows of a task (tasks/presenter.py reads these attributes)."""
+
+    id: str
+    status: str
+    model: str
+    created_at: float
+    completed_at: float | None
+    output_urls: list[str] | None
+    error_code: str | None
+    error_message: str | None
+
+
+async def insert(tx: Tx, **task: Any) -> None:
+    """A pending task: id, account_id, key_id, model, input, callback_url, price, created_at."""
+    await tx.run(_INSERT, {**task, "input": to_json(task["input"])})
+
+
+async def caller_and_task(tx: Tx, key_hash: str, task_id: str) -> Row | None:
+    """The caller's row (keys/store.py) followed by the task's columns (None when it is not the
+    caller's), or None when no key has that hash."""
+    return await tx.one(_CALLER_AND_TASK, {"hash": key_hash, "task_id": task_id})
+
+
+def view_of(row: Row) -> TaskView | None:
+    """The task in a caller_and_task() row."""
+    columns = row[CALLER_WIDTH:]
+    if columns[0] is None:
+        return None
+    task_id, status, model, created_at, completed_at, urls, code, message = columns
+    return TaskView(
+        task_id, status, model, created_at, completed_at, from_json(urls), code, message
+    )
+
+
+async def spent(tx: Tx, key_id: str, hour: float, day: float, since: float) -> tuple[int, int, int]:
+    """Credits ``key_id`` spent on tasks that did not fail, created since ``hour``, since
+    ``day`` and since ``since`` (float("-inf"): ever); ``since`` is the earliest of the three."""
+    params = {"key_id": key_id, "hour": hour, "day": day, "since": since}
+    row = await tx.one(_SPENT, params)
+    assert row is not None
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+async def spend_since(tx: Tx, key_id: str, since: float) -> list[Row]:
+    """(created_at, price) of the key's tasks since ``since`` that did not fail, oldest first."""
+    return await tx.all(_SPEND_IN_WINDOW, {"key_id": key_id, "since": since})

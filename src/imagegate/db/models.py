@@ -88,7 +88,7 @@ class LedgerEntry(Base):
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
     )
-    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
     key_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     kind: Mapped[str] = mapped_column(String(16))  # top_up|adjustment|charge|refund
     amount: Mapped[int] = mapped_column(BigInteger)  # signed: charges are negative
@@ -111,7 +111,7 @@ class Task(Base):
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
     key_id: Mapped[str] = mapped_column(String(36))
     model: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16), index=True)
+    status: Mapped[str] = mapped_column(String(16))  # TaskStatus
     input: Mapped[dict[str, Any]] = mapped_column(JSON)
     callback_url: Mapped[str | None] = mapped_column(Text, nullable=True)
     price: Mapped[int] = mapped_column(BigInteger)

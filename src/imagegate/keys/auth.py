@@ -42,9 +42,10 @@ async def admit(request: Request, services: Services, row: Row | None) -> Princi
     now = services.clock.now()
     principal = check_caller(row, now)
     services.key_usage.seen(principal.key_id, now)
-    address = caller_address(request, services)
-    if not allowed(address, parse_networks(principal.allowed_ips)):
-        raise IpNotAllowed(f"Request IP {address} is not in this key's allowlist.")
+    if principal.allowed_ips:  # (most keys have none: no address to work out)
+        address = caller_address(request, services)
+        if not allowed(address, parse_networks(principal.allowed_ips)):
+            raise IpNotAllowed(f"Request IP {address} is not in this key's allowlist.")
     per_minute = principal.rate_limit or services.settings.rate_limit_per_minute
     state = await services.rate_limiter.hit(principal.key_id, per_minute, now)
     request.state.rate_limit_headers = state.headers()

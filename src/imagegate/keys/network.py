@@ -52,7 +52,7 @@ def client_address(peer: str | None, forwarded_for: str | None, trusted: Sequenc
     X-Forwarded-For hops are read right to left past trusted ones. A header sent by an untrusted
     peer is ignored, so it cannot be spoofed."""
     client = peer or ""
-    if not _within(_address(client), trusted) or not forwarded_for:
+    if not forwarded_for or not _within(_address(client), trusted):
         return client
     for hop in reversed([_hop_address(h) for h in forwarded_for.split(",") if h.strip()]):
         if _address(hop) is None:

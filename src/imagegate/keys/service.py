@@ -45,7 +45,7 @@ class KeyHasher:
         self._secret = secret
 
     def hash(self, key: str) -> str:
-        return hmac.new(self._secret, key.encode(), hashlib.sha256).hexdigest()
+        return hmac.digest(self._secret, key.encode(), "sha256").hex()
 
     def derive(self, purpose: str) -> bytes:
         """A key of its own for ``purpose`` (console CSRF tokens, say), from the server secret."""

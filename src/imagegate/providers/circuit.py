@@ -12,6 +12,7 @@ costs no query; this process's own writes update the copy at once.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from sqlalchemy import case, select, update
@@ -20,6 +21,8 @@ from sqlalchemy.exc import IntegrityError
 from imagegate.clock import Clock
 from imagegate.db.database import Database
 from imagegate.db.models import ProviderCircuit
+
+_CIRCUITS = "SELECT provider, failures, opened_until FROM provider_circuits"
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class CircuitBreakers:
         self.threshold, self.cooldown, self.cache_seconds = threshold, cooldown, cache_seconds
         self._states: dict[str, CircuitState] = {}
         self._loaded_at: float | None = None
+        self._loading = asyncio.Lock()
 
     async def state(self, provider: str) -> CircuitState:
         now = self.clock.now()
@@ -130,7 +134,12 @@ class CircuitBreakers:
         return "open" if state.opened_until > self.clock.now() else "probing"
 
     async def _load(self, now: float) -> None:
-        async with self.db.sessions() as session:
-            rows = (await session.scalars(select(ProviderCircuit))).all()
-        self._states = {row.provider: CircuitState(row.failures, row.opened_until) for row in rows}
-        self._loaded_at = now
+        # One read at a time: requests that find the copy stale meanwhile wait for that read
+        # rather than each reading the table again.
+        async with self._loading:
+            if self._loaded_at is not None and self._loaded_at >= now:
+                return
+            started = self.clock.now()  # the copy is as fresh as the moment its read began
+            rows = await self.db.read(lambda tx: tx.all(_CIRCUITS))
+            self._states = {name: CircuitState(failures, until) for name, failures, until in rows}
+            self._loaded_at = started

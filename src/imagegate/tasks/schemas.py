@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -90,12 +90,15 @@ class TaskObject(BaseModel):
     """GET /v1/tasks/{taskId}: completed_at and output only when completed, error when failed."""
 
     id: str
-    status: TaskStatus
+    status: Literal["pending", "processing", "completed", "failed"]  # TaskStatus, inline
     model: str
     created_at: int
     completed_at: int | None = None
     output: TaskOutput | None = None
     error: TaskError | None = None
+
+
+assert set(get_args(TaskObject.model_fields["status"].annotation)) == set(TaskStatus)
 
 
 class TaskCreated(BaseModel):

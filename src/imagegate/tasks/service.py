@@ -8,6 +8,8 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import os
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -65,7 +67,7 @@ async def create_task(
     task_input = request.input.resolved()
     price = model.price(task_input["rendering_speed"])
     await check_spend(tx, principal.key_id, principal.spend, price, now)
-    task_id = str(uuid.uuid4())
+    task_id = new_task_id(now)
     await billing.charge(
         tx, principal.account_id, principal.key_id, task_id, price, now, queue=queue
     )
@@ -84,13 +86,22 @@ async def create_task(
     return task_id
 
 
+_TASK_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def new_task_id(now: float) -> str:
+    """A UUID version 7 (RFC 9562): the creation millisecond, then 74 random bits. Ids that grow
+    with time land at the end of the indexes that hold them (tasks, ledger, jobs' arguments)
+    instead of on a random page each, so a create dirties fewer pages on either database."""
+    random = int.from_bytes(os.urandom(10), "big")
+    value = (int(now * 1000) & (1 << 48) - 1) << 80 | 0x7 << 76 | (random >> 68) << 64
+    value |= 0b10 << 62 | random & (1 << 62) - 1
+    return str(uuid.UUID(int=value))
+
+
 def task_id_or_none(task_id: str) -> str | None:
-    """``task_id`` when it can name a task (a UUID), else None: such an id names none."""
-    try:
-        uuid.UUID(task_id)
-    except ValueError:
-        return None
-    return task_id
+    """``task_id`` when it can name a task (a UUID as we write them), else None."""
+    return task_id if _TASK_ID.fullmatch(task_id) else None
 
 
 def visible(task: T | None, task_id: str) -> T:

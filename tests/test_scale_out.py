@@ -177,3 +177,31 @@ async def test_limits_hold_across_two_api_processes_sharing_redis(settings: Sett
         assert balance == ledger
         entries = await ledger_by_task(settings, account.id)
         assert sum(1 for _, kind in entries if kind == "charge") == spent // 16
+
+
+async def test_a_separate_worker_starts_a_new_job_without_waiting_for_its_poll(
+    settings: Settings,
+) -> None:
+    account = await provision(settings, credits=1000)
+    # A poll interval far longer than the test: only the database's notification can wake it.
+    env = {"simulator_delay": "0", "worker_poll_interval": "600", "redis_url": REDIS_URL}
+    port = free_port()
+    async with AsyncExitStack() as stack:
+        await stack.enter_async_context(
+            imagegate_process(settings, "serve", "--no-worker", "--port", str(port), **env)
+        )
+        await stack.enter_async_context(imagegate_process(settings, "worker", **env))
+        client = await stack.enter_async_context(
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=account.headers)
+        )
+        await wait_for(lambda: responds(client), within=60)
+        for _ in range(3):  # the worker is idle between them, waiting on its long poll
+            body = {"model": "ideogram-v4", "input": {"prompt": "x", "rendering_speed": "TURBO"}}
+            created = await client.post("/v1/images/generations", json=body)
+            task_id = created.json()["data"]["taskId"]
+
+            async def completed(task_id: str = task_id) -> bool:
+                task = (await client.get(f"/v1/tasks/{task_id}")).json()
+                return bool(task["status"] == "completed")
+
+            await wait_for(completed, within=20)

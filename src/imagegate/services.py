@@ -14,6 +14,7 @@ from imagegate.callbacks.service import CALLBACKS_QUEUE, DELIVER_CALLBACK
 from imagegate.clock import Clock
 from imagegate.config import Settings
 from imagegate.db.database import Database
+from imagegate.jobs.notify import JobNotifications
 from imagegate.jobs.queue import JobQueue
 from imagegate.jobs.worker import Worker, WorkerConfig
 from imagegate.keys.network import Network, parse_networks
@@ -47,6 +48,7 @@ class Services:
     login_throttle: LoginThrottle
     redeem_throttle: AttemptThrottle  # redemption codes: failed attempts per account, address
     workers: list[Worker] = field(default_factory=list)
+    notifications: JobNotifications | None = None
 
     @property
     def public_url(self) -> str:
@@ -58,8 +60,13 @@ class Services:
         self.workers = build_workers(self, queues, concurrency)
         for worker in self.workers:
             worker.start()
+        if not self.db.is_sqlite:  # jobs other processes commit wake these workers at once
+            self.notifications = JobNotifications(self.db.url, self.queue)
+            self.notifications.start()
 
     async def close(self) -> None:
+        if self.notifications is not None:
+            await self.notifications.stop()
         for worker in self.workers:
             await worker.stop()
         await self.key_usage.stop()

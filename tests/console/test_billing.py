@@ -15,6 +15,7 @@ from console_support import chromium as open_chromium
 from harness import Account, Server
 from imagegate.billing import service as billing
 from imagegate.console.billing import PAGE_SIZE
+from imagegate.db.sql import SessionTx
 from imagegate.keys.service import create_key
 
 DAY = 86400
@@ -304,10 +305,14 @@ async def test_spend_per_day_splits_at_utc_midnight(server: Server) -> None:
     person = await make_person(server, "days@example.com", credits=100)
     midnight = (int(server.clock.now()) // DAY + 1) * DAY
     async with server.services.db.transaction() as session:
+        key, _ = await create_key(
+            session, server.services.hasher, person.account_id, "", server.clock.now()
+        )
         for task, at in (("t-before", midnight - 1), ("t-at", midnight), ("t-late", midnight - 60)):
             await billing.charge(
-                session, person.account_id, "k", task, 16, at, queue=server.services.queue
-            )
+                SessionTx(session), person.account_id, key.id, task, 16, at,
+                queue=server.services.queue,
+            )  # fmt: skip
         await billing.refund(session, "t-late", midnight + 60)  # refunded the next day
     async with server.services.db.sessions() as session:
         days = await billing.daily_spend(session, person.account_id, midnight + 3600)

@@ -305,7 +305,7 @@ async def add_failures(server: Server) -> str:
     task_id = str(uuid.uuid4())
     person = await make_person(server, unique_email("hooks"))
     async with services.db.transaction() as session:
-        services.queue.defer(session, "later", {}, queue="model:slow-lane", run_at=now + 3600)
+        await services.queue.defer(session, "later", {}, queue="model:slow-lane", run_at=now + 3600)
         session.add(
             Job(queue="model:ideogram-v4", kind="run_task", args={"task_id": task_id},
                 status="failed", run_at=now - 60, attempts=5, created_at=now - 120,

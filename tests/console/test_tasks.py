@@ -91,7 +91,7 @@ async def test_a_completed_task_shows_its_cost_and_a_cached_thumbnail(server: Se
     async with await signed_in(server, person) as browser:
         page = await browser.get("/console/tasks")
         assert task_ids(page.text) == [task["id"]]
-        short = task["id"][:8]
+        short = task["id"][-8:]
         assert "Completed" in page.text
         assert "BALANCED" in page.text
         assert "1:1" in page.text
@@ -368,7 +368,7 @@ async def test_a_person_browses_tasks_in_chromium(server: Server) -> None:
 
         await page.get_by_role("navigation", name="Main").get_by_role("link", name="Tasks").click()
         await expect(page.get_by_role("heading", name="Tasks")).to_be_visible()
-        thumb = page.get_by_role("img", name=f"Thumbnail of task {done['id'][:8]}")
+        thumb = page.get_by_role("img", name=f"Thumbnail of task {done['id'][-8:]}")
         await expect(thumb).to_be_visible()
         width = await thumb.evaluate("img => img.complete && img.naturalWidth")
         assert width == 160  # the server's thumbnail, not the 1024 px image scaled down
@@ -377,15 +377,15 @@ async def test_a_person_browses_tasks_in_chromium(server: Server) -> None:
 
         await page.get_by_label("Status").select_option("failed")
         await page.get_by_role("button", name="Filter").click()
-        await expect(page.get_by_role("link", name=failed["id"][:8], exact=True)).to_be_visible()
-        await expect(page.get_by_role("link", name=done["id"][:8], exact=True)).to_have_count(0)
+        await expect(page.get_by_role("link", name=failed["id"][-8:], exact=True)).to_be_visible()
+        await expect(page.get_by_role("link", name=done["id"][-8:], exact=True)).to_have_count(0)
         await expect(page.get_by_label("Status")).to_have_value("failed")
         await screenshot(page, "tasks-filtered")
 
         await page.get_by_role("link", name="Clear filters").click()
-        await page.get_by_role("link", name=done["id"][:8], exact=True).click()
+        await page.get_by_role("link", name=done["id"][-8:], exact=True).click()
         await expect(page.get_by_role("heading", name="Input")).to_be_visible()
-        image = page.get_by_role("img", name=re.compile(f"^Image 1 of task {done['id'][:8]}"))
+        image = page.get_by_role("img", name=re.compile(f"^Image 1 of task {done['id'][-8:]}"))
         await expect(image).to_be_visible()
         assert await image.evaluate("img => img.complete && img.naturalWidth") == 1024
         await expect(page.get_by_role("link", name="Open image 1")).to_be_visible()

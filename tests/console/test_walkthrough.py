@@ -87,16 +87,16 @@ async def test_a_member_and_an_operator_walk_the_console(server: Server) -> None
         assert failed.status == "failed"
 
         await page.get_by_role("link", name="Tasks").click()
-        thumbnail = page.get_by_role("img", name=f"Thumbnail of task {done.id[:8]}")
+        thumbnail = page.get_by_role("img", name=f"Thumbnail of task {done.id[-8:]}")
         await expect(thumbnail).to_be_visible()
         assert await thumbnail.evaluate("img => img.naturalWidth") == 160  # made by the server
-        row = page.get_by_role("row").filter(has_text=done.id[:8])
+        row = page.get_by_role("row").filter(has_text=done.id[-8:])
         await expect(row.get_by_role("cell", name="28", exact=True)).to_be_visible()
-        failed_row = page.get_by_role("row").filter(has_text=failed.id[:8])
+        failed_row = page.get_by_role("row").filter(has_text=failed.id[-8:])
         await expect(failed_row).to_contain_text("Image generation failed")
         await expect(failed_row).to_contain_text("refunded 16")
         await screenshot(page, "walk-05-tasks")
-        await page.get_by_role("link", name=done.id[:8]).first.click()
+        await page.get_by_role("link", name=done.id[-8:]).first.click()
         await expect(page.get_by_role("heading", name="Images")).to_be_visible()
         await expect(page.get_by_text('A poster with the text "HELLO"').first).to_be_visible()
         await screenshot(page, "walk-06-task")

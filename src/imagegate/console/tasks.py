@@ -15,7 +15,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from starlette.datastructures import QueryParams
 
 from imagegate.console.auth import PageNotFound, Who
-from imagegate.console.web import render, services_of
+from imagegate.console.web import render, services_of, short_id
 from imagegate.db.models import ApiKey, Task
 from imagegate.errors import TaskNotFound
 from imagegate.keys.service import list_keys
@@ -196,7 +196,7 @@ async def task_page(request: Request, who: Who, task_id: str) -> Response:
         request,
         "tasks_detail.html",
         who,
-        title=f"Task {detail.task.id[:8]}",
+        title=f"Task {short_id(detail.task.id)}",
         detail=detail,
         task=detail.task,
         key=keys.get(detail.task.key_id, "a deleted key"),

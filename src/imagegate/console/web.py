@@ -22,6 +22,15 @@ HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 templates.env.globals["csrf_field"] = "csrf_token"
 
+
+def short_id(task_id: str) -> str:
+    """How pages name a task in little room: its last 8 characters. Task ids begin with their
+    creation time (UUIDv7), so the first characters are shared by tasks made close together."""
+    return task_id[-8:]
+
+
+templates.env.filters["short"] = short_id
+
 # No inline script or style anywhere, and nothing from another origin: user data in a page can
 # never run. Framing is refused (clickjacking).
 SECURITY_HEADERS = {

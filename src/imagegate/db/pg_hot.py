@@ -58,6 +58,7 @@ class PgHot:
         self._idle: asyncio.Queue[psycopg.AsyncConnection[Any] | None] = asyncio.Queue()
         for _ in range(size):
             self._idle.put_nowait(None)
+        self._closing: set[asyncio.Task[None]] = set()
 
     async def read(self, op: Callable[[Tx], Awaitable[T]]) -> T:
         for attempt in (1, 2):
@@ -66,7 +67,8 @@ class PgHot:
                 return await op(PgTx(conn))
             except psycopg.OperationalError:
                 if not conn.broken or attempt == 2:
-                    raise  # otherwise dropped: the retry opens a fresh connection
+                    raise
+                self._drop_idle()  # dropped: so, likely, are the idle ones (a server restart)
             finally:
                 self._checkin(conn)
         raise AssertionError("unreachable")
@@ -78,6 +80,10 @@ class PgHot:
         try:
             async with conn.pipeline(), conn.transaction():
                 result = await op(tx)
+        except psycopg.OperationalError:
+            if conn.broken:  # this write fails; the next ones get fresh connections
+                self._drop_idle()
+            raise
         finally:
             self._checkin(conn)
         for hook in tx.hooks:
@@ -89,6 +95,23 @@ class PgHot:
             conn = self._idle.get_nowait()
             if conn is not None:
                 await conn.close()
+
+    def _drop_idle(self) -> None:
+        """Close the idle connections: the next checkouts open fresh ones."""
+        items = []
+        while not self._idle.empty():
+            items.append(self._idle.get_nowait())
+        for conn in items:
+            if conn is None:
+                self._idle.put_nowait(None)
+            else:
+                self._discard(conn)
+
+    def _discard(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        closing = asyncio.get_running_loop().create_task(_close_quietly(conn))
+        self._closing.add(closing)
+        closing.add_done_callback(self._closing.discard)
+        self._idle.put_nowait(None)
 
     async def _checkout(self) -> psycopg.AsyncConnection[Any]:
         conn = await self._idle.get()  # None: a free slot, to open a connection in
@@ -103,8 +126,11 @@ class PgHot:
     def _checkin(self, conn: psycopg.AsyncConnection[Any]) -> None:
         if conn.broken or conn.closed or conn.info.transaction_status != IDLE:
             # Dropped, or left mid-transaction by a cancelled request: never reuse it.
-            with contextlib.suppress(Exception):
-                asyncio.get_running_loop().create_task(conn.close())
-            self._idle.put_nowait(None)
+            self._discard(conn)
             return
         self._idle.put_nowait(conn)
+
+
+async def _close_quietly(conn: psycopg.AsyncConnection[Any]) -> None:
+    with contextlib.suppress(psycopg.Error, OSError):
+        await conn.close()

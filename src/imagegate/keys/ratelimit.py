@@ -12,6 +12,7 @@ from limits.aio.storage import Storage as AsyncStorage
 from limits.storage import storage_from_string
 
 from imagegate.errors import RateLimitExceeded
+from imagegate.keys.resp import RedisScript
 
 WINDOW = 60.0  # seconds
 _PRUNE_EVERY = 10_000  # hits between sweeps of expired windows (memory)
@@ -64,24 +65,43 @@ class MemoryWindows:
         return int(window[1]), window[0]
 
 
-class RedisWindows:
+class Script(Protocol):
+    async def run(self, keys: list[str], args: list[str]) -> Any: ...
+
+
+class CoredisScript:
+    """The script through `limits`' own client: Redis over TLS, a socket, Sentinel, a cluster."""
+
     def __init__(self, storage: Any) -> None:
         self._script = storage.bridge.get_connection().register_script(_HIT)
 
+    async def run(self, keys: list[str], args: list[str]) -> Any:
+        return await self._script.execute(keys=keys, args=args)
+
+
+class RedisWindows:
+    def __init__(self, script: Script) -> None:
+        self._script = script
+
     async def hit(self, key: str, now: float) -> tuple[int, float]:
-        count, start = await self._script.execute(
-            keys=[f"imagegate:rate:{key}"], args=[repr(now), repr(WINDOW)]
-        )
+        count, start = await self._script.run([f"imagegate:rate:{key}"], [repr(now), repr(WINDOW)])
         return int(count), float(start)
+
+
+def windows(storage_uri: str, storage: Any) -> Windows:
+    """Counters in this process, or in the Redis that `limits` was given."""
+    if storage_uri.startswith("async+redis://"):
+        return RedisWindows(RedisScript(storage_uri, _HIT))  # plain TCP: the lean client
+    if hasattr(storage, "bridge"):
+        return RedisWindows(CoredisScript(storage))
+    return MemoryWindows()
 
 
 class RateLimiter:
     def __init__(self, storage_uri: str) -> None:
         # An async+... URI gives an asyncio storage; the factory's type covers both kinds.
         self.storage = cast(AsyncStorage, storage_from_string(storage_uri))
-        self._windows: Windows = (
-            RedisWindows(self.storage) if hasattr(self.storage, "bridge") else MemoryWindows()
-        )
+        self._windows = windows(storage_uri, self.storage)
 
     async def healthy(self) -> bool:
         """Whether the counters' store answers (always, in memory)."""

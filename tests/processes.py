@@ -7,13 +7,14 @@ import os
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
+from functools import partial
 from typing import IO, Any
 
 import httpx
 from sqlalchemy import select
 
-from harness import Account
+from harness import Account, free_port, wait_for
 from imagegate.billing import service as billing
 from imagegate.config import Settings
 from imagegate.db.migrate import upgrade
@@ -102,3 +103,28 @@ async def responds(http: httpx.AsyncClient) -> bool:
         return (await http.get("/healthz")).status_code == 200
     except httpx.TransportError:
         return False
+
+
+async def api_clients(
+    stack: AsyncExitStack, settings: Settings, count: int = 2, **env: str
+) -> list[httpx.AsyncClient]:
+    """``count`` `imagegate serve --no-worker` processes on the test's database (``env`` as
+    IMAGEGATE_* settings), each with a client, once they all answer."""
+    ports = [free_port() for _ in range(count)]
+    for port in ports:
+        await stack.enter_async_context(
+            imagegate_process(settings, "serve", "--no-worker", "--port", str(port), **env)
+        )
+    clients = [
+        await stack.enter_async_context(
+            httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{port}",
+                timeout=60,
+                limits=httpx.Limits(max_connections=200, max_keepalive_connections=200),
+            )
+        )
+        for port in ports
+    ]
+    for client in clients:
+        await wait_for(partial(responds, client), within=60)
+    return clients

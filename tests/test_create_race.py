@@ -25,21 +25,20 @@ import time
 from collections import Counter
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
 
-from harness import BACKEND, REDIS_URL, free_port, wait_for
+from harness import BACKEND, REDIS_URL
 from imagegate.billing import service as billing
 from imagegate.catalog import IDEOGRAM_V4
 from imagegate.config import Settings
 from imagegate.keys.policy import PolicyChange
 from imagegate.keys.service import create_key, key_spend
 from imagegate.services import build_services
-from processes import imagegate_process, responds
+from processes import api_clients
 
 pytestmark = pytest.mark.skipif(
     BACKEND != "postgres",
@@ -168,24 +167,8 @@ async def test_200_creates_on_two_apis_are_exact_to_the_credit(settings: Setting
 
     # Rate limits are 100,000 a minute per key (the settings fixture), shared through Redis.
     env = {"redis_url": REDIS_URL, "database_pool_size": "8", "database_pool_overflow": "8"}
-    ports = [free_port(), free_port()]
     async with AsyncExitStack() as stack:
-        for port in ports:
-            await stack.enter_async_context(
-                imagegate_process(settings, "serve", "--no-worker", "--port", str(port), **env)
-            )
-        clients = [
-            await stack.enter_async_context(
-                httpx.AsyncClient(
-                    base_url=f"http://127.0.0.1:{port}",
-                    timeout=60,
-                    limits=httpx.Limits(max_connections=200, max_keepalive_connections=200),
-                )
-            )
-            for port in ports
-        ]
-        for client in clients:
-            await wait_for(partial(responds, client), within=60)
+        clients = await api_clients(stack, settings, **env)
 
         body = {"model": "ideogram-v4", "input": {"prompt": "race", "rendering_speed": SPEED}}
 

@@ -18,7 +18,7 @@ from imagegate.config import Settings
 from imagegate.db.models import Callback, Task
 from imagegate.keys.policy import PolicyChange
 from imagegate.services import build_services
-from processes import imagegate_process, ledger_by_task, provision, responds
+from processes import api_clients, imagegate_process, ledger_by_task, provision, responds
 from receiver import running_receiver
 
 pytestmark = pytest.mark.skipif(
@@ -140,18 +140,8 @@ async def test_two_apis_two_workers_survive_kill_9(settings: Settings) -> None:
 
 async def test_limits_hold_across_two_api_processes_sharing_redis(settings: Settings) -> None:
     env = {"redis_url": REDIS_URL, "simulator_delay": "5", "database_pool_size": "4"}
-    ports = [free_port(), free_port()]
     async with AsyncExitStack() as stack:
-        for port in ports:
-            await stack.enter_async_context(
-                imagegate_process(settings, "serve", "--no-worker", "--port", str(port), **env)
-            )
-        clients = [
-            await stack.enter_async_context(httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}"))
-            for port in ports
-        ]
-        for client in clients:
-            await wait_for(lambda c=client: responds(c), within=60)
+        clients = await api_clients(stack, settings, **env)
 
         async def burst(account: Account, n: int = 40) -> Counter[int]:
             body = {"model": "ideogram-v4", "input": {"prompt": "x", "rendering_speed": "TURBO"}}

@@ -70,6 +70,7 @@ class Services:
         for worker in self.workers:
             await worker.stop()
         await self.key_usage.stop()
+        await self.rate_limiter.close()
         await self.http.aclose()
         await self.upstream_http.aclose()
         await self.db.dispose()

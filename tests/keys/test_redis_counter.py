@@ -39,3 +39,4 @@ async def test_concurrent_requests_share_one_count_and_survive_a_dropped_connect
     assert refused.value.headers is not None
     assert refused.value.headers["Retry-After"] == "59"
     assert (await limiter.hit(key, 50, now + 60)).remaining == 49  # a new window
+    await limiter.close()

@@ -48,6 +48,8 @@ class Windows(Protocol):
         """Count one request of ``key``; its count and its window's start."""
         ...
 
+    async def close(self) -> None: ...
+
 
 class MemoryWindows:
     def __init__(self) -> None:
@@ -64,9 +66,14 @@ class MemoryWindows:
             self._windows = {k: w for k, w in self._windows.items() if now < w[0] + WINDOW}
         return int(window[1]), window[0]
 
+    async def close(self) -> None:
+        pass
+
 
 class Script(Protocol):
     async def run(self, keys: list[str], args: list[str]) -> Any: ...
+
+    async def close(self) -> None: ...
 
 
 class CoredisScript:
@@ -78,6 +85,9 @@ class CoredisScript:
     async def run(self, keys: list[str], args: list[str]) -> Any:
         return await self._script.execute(keys=keys, args=args)
 
+    async def close(self) -> None:
+        pass  # the connection belongs to `limits`' storage
+
 
 class RedisWindows:
     def __init__(self, script: Script) -> None:
@@ -86,6 +96,9 @@ class RedisWindows:
     async def hit(self, key: str, now: float) -> tuple[int, float]:
         count, start = await self._script.run([f"imagegate:rate:{key}"], [repr(now), repr(WINDOW)])
         return int(count), float(start)
+
+    async def close(self) -> None:
+        await self._script.close()
 
 
 def windows(storage_uri: str, storage: Any) -> Windows:
@@ -102,6 +115,9 @@ class RateLimiter:
         # An async+... URI gives an asyncio storage; the factory's type covers both kinds.
         self.storage = cast(AsyncStorage, storage_from_string(storage_uri))
         self._windows = windows(storage_uri, self.storage)
+
+    async def close(self) -> None:
+        await self._windows.close()
 
     async def healthy(self) -> bool:
         """Whether the counters' store answers (always, in memory)."""

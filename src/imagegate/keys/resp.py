@@ -9,6 +9,7 @@ concurrent requests share it without waiting for each other's round trips.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from collections import deque
 from typing import Any
@@ -78,9 +79,12 @@ class RedisScript:
         return reply
 
     async def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        """Close the connection (a later call opens a new one)."""
+        if self._reading is not None:
+            self._reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reading
+            self._reading = None
 
     async def _call(self, request: bytes) -> Any:
         writer = self._writer or await self._connect()
@@ -114,7 +118,8 @@ class RedisScript:
         finally:
             if self._writer is writer:
                 self._writer = None
-            writer.close()
+            with contextlib.suppress(RuntimeError):  # the loop may be closing
+                writer.close()
             while self._waiting:
                 future = self._waiting.popleft()
                 if not future.done():

@@ -102,8 +102,7 @@ class SqliteHot:
             await self._wakeup.wait()
             self._wakeup.clear()
             await asyncio.sleep(0)  # requests ready to write now join this group
-            group = [(op, f) for op, f in self._queue if not f.cancelled()]
-            self._queue = []
+            group, self._queue = self._queue, []  # (callers gone meanwhile: skipped below)
             if group:
                 async with self._writers:
                     await self._commit_group(group)

@@ -10,7 +10,7 @@ from imagegate.db.sql import Row
 from imagegate.errors import IpNotAllowed
 from imagegate.keys import store
 from imagegate.keys.network import allowed, client_address, parse_networks, within
-from imagegate.keys.service import Principal, bearer_token, check_caller
+from imagegate.keys.service import Principal, check_caller, key_hash
 from imagegate.services import Services
 
 
@@ -30,8 +30,8 @@ async def get_principal(
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Principal:
     """The caller, admitted (see admit)."""
-    key_hash = services.hasher.hash(bearer_token(authorization))
-    row = await services.db.read(lambda tx: store.find_caller(tx, key_hash))
+    hashed = key_hash(services.hasher, authorization)
+    row = await services.db.read(lambda tx: store.find_caller(tx, hashed))
     return await admit(request, services, row)
 
 

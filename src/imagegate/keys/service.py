@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagegate.db.models import Account, ApiKey
-from imagegate.db.sql import Row, SessionTx, Tx, from_json
+from imagegate.db.sql import Row, SessionTx, from_json
 from imagegate.errors import InvalidApiKey
 from imagegate.keys import store
 from imagegate.keys.policy import PolicyChange, PolicyError
@@ -183,12 +183,10 @@ def bearer_token(authorization: str | None) -> str:
     return token
 
 
-async def authenticate(
-    tx: Tx, hasher: KeyHasher, authorization: str | None, now: float
-) -> Principal:
-    """The caller behind an Authorization header; unknown, disabled, deleted and expired keys and
-    banned accounts are refused with InvalidApiKey, checked against the database on every call."""
-    return check_caller(await store.find_caller(tx, hasher.hash(bearer_token(authorization))), now)
+def key_hash(hasher: KeyHasher, authorization: str | None) -> str:
+    """The stored hash of the key in an Authorization header (keys/store.py finds the caller by
+    it), or InvalidApiKey for a missing or malformed header."""
+    return hasher.hash(bearer_token(authorization))
 
 
 def check_caller(row: Row | None, now: float) -> Principal:

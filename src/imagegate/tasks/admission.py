@@ -11,7 +11,7 @@ from imagegate.catalog import CatalogModel
 from imagegate.errors import InvalidRequest, UpstreamUnavailable
 from imagegate.keys import store as keys_store
 from imagegate.keys.auth import admit
-from imagegate.keys.service import Principal, bearer_token
+from imagegate.keys.service import Principal, key_hash
 from imagegate.services import Services
 from imagegate.tasks.schemas import CreateTaskRequest, parse_create_request
 from imagegate.tasks.service import admitted_model
@@ -30,8 +30,8 @@ async def admit_create(request: Request, services: Services) -> Admitted:
     reaches this network included), the model and the key's model allowlist (404), a provider
     that can take it now (503). Spend limits (429) and the balance (402) come last, in the
     charging write (tasks/service.py's create_task), so they hold under concurrency."""
-    key_hash = services.hasher.hash(bearer_token(request.headers.get("authorization")))
-    row = await services.db.read(lambda tx: keys_store.find_caller(tx, key_hash))
+    hashed = key_hash(services.hasher, request.headers.get("authorization"))
+    row = await services.db.read(lambda tx: keys_store.find_caller(tx, hashed))
     caller = await admit(request, services, row)
     body = parse_create_request(await read_body(request, services.settings.max_body_bytes))
     if body.callback_url is not None:

@@ -7,9 +7,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from imagegate.envelope import success
 from imagegate.http_routes import get_and_head
 from imagegate.keys.auth import admit
-from imagegate.keys.service import bearer_token
+from imagegate.keys.service import key_hash
 from imagegate.services import Services
 from imagegate.tasks import service, store
 from imagegate.tasks.admission import admit_create
@@ -17,18 +18,18 @@ from imagegate.tasks.presenter import task_json
 from imagegate.tasks.schemas import (
     CreateTaskRequest,
     CreateTaskResponse,
-    TaskCreated,
     TaskObject,
 )
 
 JSON = "application/json"
 _CREATED = CreateTaskResponse.__pydantic_serializer__
+_VALIDATE_CREATED = CreateTaskResponse.__pydantic_validator__
 
 
 def created_json(task_id: str) -> bytes:
-    """The success envelope with the new task's id."""
-    data = TaskCreated.model_construct(taskId=task_id)
-    return _CREATED.to_json(CreateTaskResponse.model_construct(code=200, msg="success", data=data))
+    """The success envelope (envelope.py) with the new task's id, checked against its schema."""
+    created = _VALIDATE_CREATED.validate_python(success({"taskId": task_id}))
+    return _CREATED.to_json(created)
 
 
 router = APIRouter()
@@ -78,9 +79,9 @@ async def get_task(request: Request) -> Any:
     # the rest of this function (it is documented through openapi_extra).
     taskId: str = request.path_params["taskId"]  # noqa: N806
     services: Services = request.app.state.services
-    key_hash = services.hasher.hash(bearer_token(request.headers.get("authorization")))
+    hashed = key_hash(services.hasher, request.headers.get("authorization"))
     wanted = service.task_id_or_none(taskId) or ""
-    row = await services.db.read(lambda tx: store.caller_and_task(tx, key_hash, wanted))
+    row = await services.db.read(lambda tx: store.caller_and_task(tx, hashed, wanted))
     await admit(request, services, row)  # the key, its IP allowlist and rate limit first
     assert row is not None  # admit() refuses an unknown key
     task = service.visible(store.view_of(row), taskId)

@@ -18,6 +18,8 @@ the machine; then one table per scenario:
               in ms; `imagegate serve` with its in-process worker, and on PostgreSQL also
               `serve --no-worker` plus a separate `imagegate worker` process
   inflight    one worker holding N tasks whose upstream takes 2 s: completion time, peak RSS
+  recovery    kill -9 with tasks in flight: a worker's jobs resuming on another (PostgreSQL),
+              and tasks finishing after `imagegate serve` restarts (SQLite); bench/recovery.py
 """
 
 from __future__ import annotations
@@ -48,12 +50,13 @@ from procs import (
     wait_http,
     wrk,
 )
+from recovery import measure_recovery
 from stack import header, load_generator
 
 BODY = {"model": "ideogram-v4", "input": {"prompt": "bench", "rendering_speed": "TURBO"}}
 API_PROCESSES = {"sqlite": (1,), "postgres": (1, 2)}
 SPREAD_ACCOUNTS = {"postgres": 100}  # backends whose POST create also runs spread over accounts
-SCENARIOS = "loadgen,throughput,e2e,inflight"
+SCENARIOS = "loadgen,throughput,e2e,inflight,recovery"
 
 
 @dataclass(frozen=True)
@@ -173,6 +176,11 @@ def inflight(counts: list[int]) -> None:
         asyncio.run(measure_inflight(n, row))
 
 
+def recovery(backends: list[str]) -> None:
+    table("Recovery after kill -9", "tasks", "p50 / after", "max / ready", "")
+    measure_recovery(backends, row)
+
+
 def _args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=SCENARIOS, help=f"some of {SCENARIOS}")
@@ -195,6 +203,7 @@ def main() -> None:
     pace = Pace(args.seconds, args.connections)
     stores = set(backends) if {"throughput", "e2e"} & set(only) else set()
     stores |= {"postgres"} if "inflight" in only else set()
+    stores |= set(backends) if "recovery" in only else set()
     print(f"<!-- {time.strftime('%Y-%m-%d %H:%M')} {' '.join(sys.argv)} -->")
     print("\n".join(header(stores)), flush=True)
     if {"loadgen", "throughput"} & set(only):
@@ -207,6 +216,8 @@ def main() -> None:
         e2e(backends, args.e2e_tasks)
     if "inflight" in only:
         inflight([int(x) for x in args.inflight.split(",")])
+    if "recovery" in only:
+        recovery(backends)
 
 
 if __name__ == "__main__":

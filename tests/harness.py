@@ -22,6 +22,9 @@ from imagegate.billing import service as billing
 from imagegate.clock import ManualClock
 from imagegate.config import Settings
 from imagegate.db.migrate import upgrade
+from imagegate.db.pg_hot import conninfo
+from imagegate.jobs.admin import JobAdmin, JobInfo
+from imagegate.jobs.procrastinate_worker import MAINTENANCE_QUEUE
 from imagegate.keys.policy import PolicyChange
 from imagegate.keys.service import create_key
 from imagegate.providers.base import Provider
@@ -158,6 +161,12 @@ class Server:
 
         return await wait_for(final, within)
 
+    async def jobs(self, status: str | None = None, queue: str | None = None) -> list[JobInfo]:
+        """The jobs that wait, run, failed or were cancelled (either engine), newest first;
+        procrastinate's periodic maintenance jobs left out."""
+        jobs = await JobAdmin(self.services.db, {}, self.clock).list(status, queue)
+        return [job for job in jobs if job.queue != MAINTENANCE_QUEUE]
+
     async def ledger(self, account: Account) -> tuple[int, int]:
         """(balance, sum of ledger entries) of the account."""
         async with self.services.db.sessions() as session:
@@ -167,12 +176,48 @@ class Server:
             )
 
 
+class DatabaseClock(ManualClock):
+    """The tests' clock on PostgreSQL, where procrastinate counts due times and heartbeats on the
+    database's clock, which a test cannot move: advancing this clock also moves every scheduled
+    job's due time, every worker's last heartbeat and every job event back by as much, which is
+    what the database's clock moving on would do."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.conninfo = conninfo(url)
+
+    def advance(self, seconds: float) -> None:
+        super().advance(seconds)
+        # Synchronous, with this event loop blocked: rows that a transaction of this process
+        # holds are skipped (they are being written now), never waited for.
+        with psycopg.connect(self.conninfo, autocommit=True) as conn:
+            for table, column, which in _DATABASE_TIMES:
+                conn.execute(
+                    f"UPDATE {table} SET {column} = {column} - make_interval(secs => %(s)s)"
+                    f" WHERE id IN (SELECT id FROM {table} WHERE {which}"
+                    " FOR UPDATE SKIP LOCKED)",  # type: ignore[arg-type]
+                    {"s": seconds},
+                )
+
+
+_DATABASE_TIMES = (
+    ("procrastinate_jobs", "scheduled_at", "status = 'todo' AND scheduled_at IS NOT NULL"),
+    ("procrastinate_workers", "last_heartbeat", "true"),
+    ("procrastinate_events", "at", "true"),
+)
+
+
+def test_clock(settings: Settings) -> ManualClock:
+    url = settings.resolved_database_url
+    return ManualClock() if url.startswith("sqlite") else DatabaseClock(url)
+
+
 @asynccontextmanager
 async def running_server(
     settings: Settings, providers: dict[str, Provider] | None = None
 ) -> AsyncIterator[Server]:
     """imagegate in this event loop, on a free loopback port, with its in-process worker."""
-    clock = ManualClock()
+    clock = test_clock(settings)
     app = create_app(settings, clock=clock, providers=providers)
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, log_level="warning", **SERVER_OPTIONS

@@ -39,11 +39,15 @@ class Settings(BaseSettings):
         default_factory=lambda: {"TURBO": 2.0, "BALANCED": 4.0, "QUALITY": 6.0}
     )
 
-    # Worker: how many jobs one process runs at once, how often it polls, when a job is stalled.
+    # Worker: how many jobs one process runs at once, how often it polls (a safety net: new jobs
+    # wake workers at once), and how long a worker may miss heartbeats (one every quarter of it)
+    # before its jobs are given to another.
     worker_concurrency: int = Field(default=32, ge=1)
     worker_poll_interval: float = Field(default=0.5, gt=0)
-    job_stall_seconds: float = Field(default=30.0, gt=0)
+    job_stall_seconds: float = Field(default=8.0, gt=0)
     job_max_attempts: int = Field(default=5, ge=1)
+    # Failed and cancelled jobs are kept this long for `imagegate jobs list`, then deleted.
+    job_retention_days: float = Field(default=7.0, gt=0)
     # A job running longer than this (a provider that never answers) is a failed attempt.
     job_timeout: float = Field(default=600.0, gt=0)
 

@@ -11,12 +11,18 @@ from imagegate.billing.alerts import DELIVER_ACCOUNT_EVENT
 from imagegate.callbacks.account_events import AccountEventDeliverer
 from imagegate.callbacks.jobs import CallbackDeliverer
 from imagegate.callbacks.service import CALLBACKS_QUEUE, DELIVER_CALLBACK
+from imagegate.catalog import MODELS
 from imagegate.clock import Clock
 from imagegate.config import Settings
 from imagegate.db.database import Database
-from imagegate.jobs.notify import JobNotifications
+from imagegate.jobs.kinds import JobKind, RetryPolicy
+from imagegate.jobs.procrastinate_worker import (
+    MAINTENANCE_QUEUE,
+    ProcrastinateJobs,
+    ProcrastinateWorker,
+)
 from imagegate.jobs.queue import JobQueue
-from imagegate.jobs.worker import Worker, WorkerConfig
+from imagegate.jobs.table_worker import Worker, WorkerConfig
 from imagegate.keys.network import Network, parse_networks
 from imagegate.keys.ratelimit import RateLimiter
 from imagegate.keys.secret import load_or_create_secret
@@ -27,7 +33,7 @@ from imagegate.providers.routing import ProviderRouter
 from imagegate.providers.setup import build_router, upstream_client
 from imagegate.storage.local import LocalImageStore
 from imagegate.tasks.jobs import TaskRunner
-from imagegate.tasks.service import RUN_TASK
+from imagegate.tasks.service import RUN_TASK, task_queue
 from imagegate.users.throttle import AttemptThrottle, LoginThrottle
 
 
@@ -47,8 +53,8 @@ class Services:
     key_usage: KeyUsage
     login_throttle: LoginThrottle
     redeem_throttle: AttemptThrottle  # redemption codes: failed attempts per account, address
-    workers: list[Worker] = field(default_factory=list)
-    notifications: JobNotifications | None = None
+    workers: list[Worker | ProcrastinateWorker] = field(default_factory=list)
+    procrastinate: ProcrastinateJobs | None = None  # PostgreSQL: the job engine, once started
 
     @property
     def public_url(self) -> str:
@@ -60,15 +66,12 @@ class Services:
         self.workers = build_workers(self, queues, concurrency)
         for worker in self.workers:
             worker.start()
-        if not self.db.is_sqlite:  # jobs other processes commit wake these workers at once
-            self.notifications = JobNotifications(self.db.url, self.queue)
-            self.notifications.start()
 
     async def close(self) -> None:
-        if self.notifications is not None:
-            await self.notifications.stop()
         for worker in self.workers:
             await worker.stop()
+        if self.procrastinate is not None:
+            await self.procrastinate.close()
         await self.key_usage.stop()
         await self.rate_limiter.close()
         await self.http.aclose()
@@ -125,32 +128,70 @@ def build_services(
     )
 
 
-def build_workers(
-    services: Services, queues: Sequence[str] | None = None, concurrency: int | None = None
-) -> list[Worker]:
-    """Worker pools for ``queues`` (None: all). Callbacks always get a pool of their own, so slow
-    receivers never hold up tasks; task queues (one per model) share the other."""
+def job_kinds(services: Services) -> dict[str, JobKind]:
+    """Every job kind this release runs, by name (both engines run the same handlers)."""
     s = services
     runner = TaskRunner(
         s.db, s.queue, s.providers, s.store, s.clock, s.settings.callback_retry_delays
     )
-    deliverer = CallbackDeliverer(s.db, s.queue, s.http, s.clock, s.settings)
-    kinds = {RUN_TASK: runner.job_kind(), DELIVER_CALLBACK: deliverer.job_kind()}
-    kinds[DELIVER_ACCOUNT_EVENT] = AccountEventDeliverer(
-        s.db, s.queue, s.http, s.clock, s.settings
-    ).job_kind()
+    return {
+        RUN_TASK: runner.job_kind(),
+        DELIVER_CALLBACK: CallbackDeliverer(s.db, s.queue, s.http, s.clock, s.settings).job_kind(),
+        DELIVER_ACCOUNT_EVENT: AccountEventDeliverer(
+            s.db, s.queue, s.http, s.clock, s.settings
+        ).job_kind(),
+    }
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(max_attempts=settings.job_max_attempts, timeout=settings.job_timeout)
+
+
+def build_workers(
+    services: Services, queues: Sequence[str] | None = None, concurrency: int | None = None
+) -> list[Worker | ProcrastinateWorker]:
+    """Worker pools for ``queues`` (None: all). Callbacks always get a pool of their own, so slow
+    receivers never hold up tasks; task queues (one per model) share the other."""
+    settings = services.settings
     task_queues = None if queues is None else tuple(q for q in queues if q != CALLBACKS_QUEUE)
     pools: list[tuple[tuple[str, ...] | None, tuple[str, ...], int]] = []
     if task_queues is None or task_queues:
-        pools.append(
-            (task_queues, (CALLBACKS_QUEUE,), concurrency or s.settings.worker_concurrency)
-        )
+        pools.append((task_queues, (CALLBACKS_QUEUE,), concurrency or settings.worker_concurrency))
     if queues is None or CALLBACKS_QUEUE in queues:
-        pools.append(((CALLBACKS_QUEUE,), (), concurrency or s.settings.callback_concurrency))
+        pools.append(((CALLBACKS_QUEUE,), (), concurrency or settings.callback_concurrency))
+    if not services.db.is_sqlite:
+        return _procrastinate_pools(services, pools)
+    kinds = job_kinds(services)
     return [
-        Worker(s.db, s.queue, kinds, s.clock, _worker_config(s.settings, only, skip, size))
-        for only, skip, size in pools
+        Worker(services.db, services.queue, kinds, services.clock, _worker_config(settings, *pool))
+        for pool in pools
     ]
+
+
+def _procrastinate_pools(
+    services: Services, pools: list[tuple[tuple[str, ...] | None, tuple[str, ...], int]]
+) -> list[Worker | ProcrastinateWorker]:
+    """procrastinate names the queues it takes; the periodic maintenance runs in the first pool."""
+    settings = services.settings
+    services.procrastinate = ProcrastinateJobs(
+        services.db,
+        services.clock,
+        job_kinds(services),
+        retry_policy(settings),
+        settings.job_stall_seconds,
+        settings.job_retention_days,
+    )
+    every_model = tuple(task_queue(name) for name in MODELS)
+    workers: list[Worker | ProcrastinateWorker] = []
+    for index, (only, _, size) in enumerate(pools):
+        names = (*(every_model if only is None else only), *([MAINTENANCE_QUEUE] * (index == 0)))
+        name = "callbacks" if only == (CALLBACKS_QUEUE,) else "tasks"
+        workers.append(
+            ProcrastinateWorker(
+                services.procrastinate, name, names, size, settings.worker_poll_interval
+            )
+        )
+    return workers
 
 
 def _worker_config(
@@ -160,8 +201,8 @@ def _worker_config(
         concurrency=concurrency,
         poll_interval=settings.worker_poll_interval,
         stall_seconds=settings.job_stall_seconds,
-        max_attempts=settings.job_max_attempts,
-        timeout=settings.job_timeout,
+        policy=retry_policy(settings),
+        retention_days=settings.job_retention_days,
         queues=queues,
         exclude_queues=exclude,
     )

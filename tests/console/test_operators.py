@@ -3,13 +3,17 @@ as an operator uses them and as the affected people and API clients then see it.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from html import unescape
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 from playwright.async_api import Dialog, Page, expect
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from console_support import (
     PASSWORD,
@@ -20,7 +24,7 @@ from console_support import (
     make_person,
     screenshot,
 )
-from harness import Server, running_server, wait_for
+from harness import BACKEND, Server, running_server, wait_for
 from imagegate.billing import service as billing
 from imagegate.config import Settings
 from imagegate.db.models import Callback, CallbackAttempt, Job, ProviderCircuit, Task
@@ -298,6 +302,27 @@ async def test_invite_links_work_when_sign_up_is_by_invitation_only(settings: Se
         assert joined.url.path == "/console"
 
 
+async def failed_for_good(
+    session: AsyncSession, now: float, kind: str, args: dict[str, Any], error: str
+) -> None:
+    """A job of the model's queue that failed its 5 attempts, on either engine."""
+    if BACKEND == "sqlite":
+        session.add(
+            Job(queue="model:ideogram-v4", kind=kind, args=args, status="failed",
+                run_at=now - 60, attempts=5, created_at=now - 120, last_error=error)
+        )  # fmt: skip
+        return
+    defer = "SELECT unnest(procrastinate_defer_jobs_v1(ARRAY[CAST(ROW('model:ideogram-v4',"
+    defer += (
+        " :kind, 0, NULL, NULL, CAST(:args AS jsonb), NULL) AS procrastinate_job_to_defer_v1)]))"
+    )
+    job_id = await session.scalar(text(defer), {"kind": kind, "args": json.dumps(args)})
+    failed = "UPDATE procrastinate_jobs SET status = 'failed', attempts = 5 WHERE id = :id"
+    await session.execute(text(failed), {"id": job_id})
+    note = "INSERT INTO job_errors (job_id, error) VALUES (:id, :error)"
+    await session.execute(text(note), {"id": job_id, "error": error})
+
+
 async def add_failures(server: Server) -> str:
     """A job waiting for later, a job that failed for good, a task whose callback keeps
     failing, and an open circuit of a provider no route uses; returns the task's id."""
@@ -306,11 +331,9 @@ async def add_failures(server: Server) -> str:
     person = await make_person(server, unique_email("hooks"))
     async with services.db.transaction() as session:
         await services.queue.defer(session, "later", {}, queue="model:slow-lane", run_at=now + 3600)
-        session.add(
-            Job(queue="model:ideogram-v4", kind="run_task", args={"task_id": task_id},
-                status="failed", run_at=now - 60, attempts=5, created_at=now - 120,
-                last_error="RuntimeError('the upstream exploded')")
-        )  # fmt: skip
+        await failed_for_good(
+            session, now, "run_task", {"task_id": task_id}, "RuntimeError('the upstream exploded')"
+        )
         session.add(
             Task(id=task_id, account_id=person.account_id, key_id="k", model="ideogram-v4",
                  status="completed", input={}, price=28, created_at=now - 100)

@@ -24,8 +24,8 @@ from imagegate.callbacks.signing import signature_headers
 from imagegate.clock import Clock
 from imagegate.config import Settings
 from imagegate.db.database import Database
+from imagegate.jobs.kinds import JobKind
 from imagegate.jobs.queue import JobQueue
-from imagegate.jobs.worker import JobKind
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from imagegate.clock import Clock
 from imagegate.config import Settings
 from imagegate.db.database import Database
 from imagegate.db.models import Callback, CallbackAttempt, Task
+from imagegate.jobs.kinds import JobKind
 from imagegate.jobs.queue import JobQueue
-from imagegate.jobs.worker import JobKind
 from imagegate.tasks.presenter import task_json
 
 

@@ -18,16 +18,28 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object.")
 Action = Callable[[AsyncSession, Services], Awaitable[tuple[str, dict[str, Any]]]]
 
 
+ServicesAction = Callable[[Services], Awaitable[tuple[str, dict[str, Any]]]]
+
+
 def run_action(action: Action, as_json: bool) -> None:
     """Run ``action`` in one transaction and print its human line or its JSON object."""
+
+    async def in_transaction(services: Services) -> tuple[str, dict[str, Any]]:
+        async with services.db.transaction() as session:
+            return await action(session, services)
+
+    run_with_services(in_transaction, as_json)
+
+
+def run_with_services(action: ServicesAction, as_json: bool) -> None:
+    """Run ``action`` (which opens the transactions it needs) and print its result."""
     settings = Settings()
     upgrade(settings.resolved_database_url)
 
     async def go() -> tuple[str, dict[str, Any]]:
         services = build_services(settings)
         try:
-            async with services.db.transaction() as session:
-                return await action(session, services)
+            return await action(services)
         finally:
             await services.close()
 

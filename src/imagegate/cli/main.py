@@ -1,4 +1,4 @@
-"""The `imagegate` command: serve, db, admin."""
+"""The `imagegate` command: serve, worker, db, admin, jobs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from imagegate.cli import admin
+from imagegate.cli import admin, jobs
 from imagegate.config import Settings
 from imagegate.db.migrate import is_current, upgrade
 
@@ -19,6 +19,7 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(admin.app, name="admin")
+app.add_typer(jobs.app, name="jobs")
 
 
 @app.command()

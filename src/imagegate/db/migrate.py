@@ -13,6 +13,9 @@ from sqlalchemy import create_engine, make_url
 from imagegate.db.engine import is_sqlite, sync_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# The newest of procrastinate's schema migrations that ours apply (0009 applies its whole schema
+# as of this one). A procrastinate release that adds one needs a migration of ours that runs it.
+PROCRASTINATE_SCHEMA = "03.04.00_50_post_add_retry_failed_job_procedure"
 
 
 def alembic_config(url: str) -> Config:

@@ -141,6 +141,7 @@ class Job(Base):
     heartbeat_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
+    finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)  # failed, cancelled
 
 
 class Callback(Base):

@@ -1,7 +1,8 @@
 """The job queue port: defer a job inside the caller's transaction; workers claim it after commit.
 
-One table (``jobs``) on SQLite or PostgreSQL, so a task row, its charge and its job commit or roll
-back together. Jobs carry ids, never objects.
+So a task row, its charge and its job commit or roll back together. Jobs carry ids, never objects.
+The engine follows the database (jobs/store.py): our table queue on SQLite, procrastinate on
+PostgreSQL.
 """
 
 from __future__ import annotations
@@ -41,10 +42,13 @@ class JobQueue:
         *,
         queue: str = "default",
         run_at: float | None = None,
+        lock: str | None = None,
     ) -> None:
-        """Add a job to the caller's transaction, runnable at ``run_at`` (default: now)."""
+        """Add a job to the caller's transaction, runnable at ``run_at`` (default: now). Jobs
+        with the same ``lock`` never run at once, and only one of them waits at a time."""
         if isinstance(tx, AsyncSession):
             tx = SessionTx(tx)
         now = self.clock.now()
-        await store.insert(tx, queue, kind, args, now if run_at is None else run_at, now)
+        run_at = now if run_at is None else run_at
+        await store.insert(tx, queue, kind, args, run_at, now, lock)
         tx.after_commit(self.wake)

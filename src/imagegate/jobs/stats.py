@@ -1,19 +1,17 @@
 """Read-only numbers about the job queue, for the operator's console: how much waits and runs
 in each queue, how old the oldest waiting job is, and the jobs that failed for good.
 
-Plain aggregate queries on the ``jobs`` table (the same on SQLite and PostgreSQL); finished
-jobs are deleted by the worker, so the table holds only todo, doing and failed ones.
+Plain aggregate queries on each engine's table: ``jobs`` (SQLite) or procrastinate's
+``procrastinate_jobs`` and its events (PostgreSQL). Finished jobs are deleted by the workers,
+so either holds only waiting, running, failed and cancelled ones.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import case, func, select
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
-
-from imagegate.db.models import Job
-from imagegate.jobs.status import JobStatus
 
 
 @dataclass(frozen=True)
@@ -22,7 +20,7 @@ class QueueDepth:
     waiting: int  # todo: due now or scheduled for later (retries, callback attempts)
     due: int  # of those, runnable now
     running: int  # doing: claimed by a worker
-    oldest_waiting_at: float | None  # created_at of the oldest waiting job
+    oldest_waiting_at: float | None  # when the oldest waiting job was added
 
 
 @dataclass(frozen=True)
@@ -32,24 +30,47 @@ class FailedJob:
     queue: str
     attempts: int
     last_error: str
-    last_run_at: float  # the last attempt's start (its heartbeat), else when it was due
+    last_run_at: float  # the last attempt's start, else when it was due
+
+
+_DEPTHS = {
+    "sqlite": """
+SELECT queue, sum(status = 'todo'), sum(status = 'todo' AND run_at <= :now),
+       sum(status = 'doing'), min(CASE WHEN status = 'todo' THEN created_at END)
+  FROM jobs WHERE status IN ('todo', 'doing') GROUP BY queue ORDER BY queue""",
+    "postgresql": """
+SELECT queue_name, count(*) FILTER (WHERE status = 'todo'),
+       count(*) FILTER (WHERE status = 'todo' AND coalesce(scheduled_at <= now(), true)),
+       count(*) FILTER (WHERE status = 'doing'),
+       extract(epoch FROM min(added.at) FILTER (WHERE status = 'todo'))::float
+  FROM procrastinate_jobs job
+  LEFT JOIN procrastinate_events added ON added.job_id = job.id AND added.type = 'deferred'
+ WHERE status IN ('todo', 'doing') GROUP BY queue_name ORDER BY queue_name""",
+}
+_FAILED = {
+    "sqlite": """
+SELECT id, kind, queue, attempts, coalesce(last_error, ''), coalesce(heartbeat_at, run_at)
+  FROM jobs WHERE status = 'failed' ORDER BY id DESC LIMIT :limit""",
+    "postgresql": """
+SELECT id, task_name, queue_name, attempts,
+       coalesce((SELECT error FROM job_errors WHERE job_id = job.id), ''),
+       extract(epoch FROM coalesce((SELECT max(at) FROM procrastinate_events
+         WHERE job_id = job.id AND type = 'started'), scheduled_at, now()))::float
+  FROM procrastinate_jobs job WHERE status = 'failed' ORDER BY id DESC LIMIT :limit""",
+}
+_FAILED_COUNT = {
+    "sqlite": "SELECT count(*) FROM jobs WHERE status = 'failed'",
+    "postgresql": "SELECT count(*) FROM procrastinate_jobs WHERE status = 'failed'",
+}
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
 
 
 async def queue_depths(session: AsyncSession, now: float) -> list[QueueDepth]:
     """Per queue (those with jobs waiting or running), by name."""
-    todo = Job.status == JobStatus.TODO
-    rows = await session.execute(
-        select(
-            Job.queue,
-            func.sum(case((todo, 1), else_=0)),
-            func.sum(case((todo & (Job.run_at <= now), 1), else_=0)),
-            func.sum(case((Job.status == JobStatus.DOING, 1), else_=0)),
-            func.min(case((todo, Job.created_at), else_=None)),
-        )
-        .where(Job.status.in_((JobStatus.TODO, JobStatus.DOING)))
-        .group_by(Job.queue)
-        .order_by(Job.queue)
-    )
+    rows = await session.execute(text(_DEPTHS[_dialect(session)]), {"now": now})
     return [
         QueueDepth(queue, int(waiting or 0), int(due or 0), int(running or 0), oldest)
         for queue, waiting, due, running, oldest in rows
@@ -57,27 +78,12 @@ async def queue_depths(session: AsyncSession, now: float) -> list[QueueDepth]:
 
 
 async def failed_jobs(session: AsyncSession, limit: int = 20) -> list[FailedJob]:
-    """The most recently created jobs that failed for good (their tasks were failed and
-    refunded by the job's give-up step), newest first."""
-    rows = await session.scalars(
-        select(Job).where(Job.status == JobStatus.FAILED).order_by(Job.id.desc()).limit(limit)
-    )
-    return [
-        FailedJob(
-            job.id,
-            job.kind,
-            job.queue,
-            job.attempts,
-            job.last_error or "",
-            job.heartbeat_at if job.heartbeat_at is not None else job.run_at,
-        )
-        for job in rows
-    ]
+    """The most recent jobs that failed for good (their tasks were failed and refunded by the
+    job's give-up step), newest first."""
+    rows = await session.execute(text(_FAILED[_dialect(session)]), {"limit": limit})
+    return [FailedJob(*row) for row in rows]
 
 
 async def failed_count(session: AsyncSession) -> int:
-    """How many failed jobs the table holds."""
-    count = await session.scalar(
-        select(func.count()).select_from(Job).where(Job.status == JobStatus.FAILED)
-    )
-    return int(count or 0)
+    """How many failed jobs are kept (`imagegate jobs retry` runs one again)."""
+    return int(await session.scalar(text(_FAILED_COUNT[_dialect(session)])) or 0)

@@ -1,4 +1,5 @@
-"""A job's states: todo -> doing -> done | failed, or back to todo for a retry."""
+"""A table-queue job's states: todo -> doing -> done | failed, or back to todo for a retry;
+todo -> cancelled by an operator."""
 
 from __future__ import annotations
 
@@ -10,3 +11,4 @@ class JobStatus(StrEnum):
     DOING = "doing"
     DONE = "done"
     FAILED = "failed"
+    CANCELLED = "cancelled"

@@ -13,8 +13,8 @@ from imagegate.catalog import SIZES
 from imagegate.clock import Clock
 from imagegate.db.database import Database
 from imagegate.db.models import Task
+from imagegate.jobs.kinds import JobKind
 from imagegate.jobs.queue import JobQueue
-from imagegate.jobs.worker import JobKind
 from imagegate.providers.base import GenerationRequest, ProviderError
 from imagegate.providers.routing import ProviderRouter
 from imagegate.storage.local import LocalImageStore

@@ -82,7 +82,9 @@ async def create_task(
         price=price,
         created_at=now,
     )
-    await queue.defer(tx, RUN_TASK, {"task_id": task_id}, queue=task_queue(model.name))
+    await queue.defer(
+        tx, RUN_TASK, {"task_id": task_id}, queue=task_queue(model.name), lock=f"task:{task_id}"
+    )
     return task_id
 
 

@@ -1,9 +1,12 @@
-"""The worker: claims due jobs, runs their handlers concurrently, survives crashes.
+"""The table queue's worker (embedded mode, SQLite): claims due jobs, runs them concurrently,
+survives crashes. PostgreSQL runs procrastinate instead (jobs/procrastinate_worker.py); the job
+kinds and the attempt rule (jobs/kinds.py) are the same.
 
-At-least-once: a claimed job is marked ``doing`` with a heartbeat; if the process dies, any worker
-puts jobs with a stale heartbeat back to ``todo``. Handlers therefore must be idempotent (the task
-state machine is compare-and-set and ledger rows are unique). A handler that raises is retried
-with backoff; after ``max_attempts`` its ``give_up`` runs and the job is marked failed.
+At-least-once: a claimed job is marked ``doing`` with a heartbeat and its worker's id, which names
+the host and process. At start a worker takes back at once the jobs of this host's processes that
+no longer exist (the process it replaces, after a kill -9); any other stalled job (stale
+heartbeat) is taken back by the maintenance loop. Handlers therefore must be idempotent (the task
+state machine is compare-and-set and ledger rows are unique).
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
+import socket
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -22,28 +27,23 @@ from sqlalchemy import ColumnElement, delete, select, update
 from imagegate.clock import Clock
 from imagegate.db.database import Database
 from imagegate.db.models import Job
+from imagegate.jobs import admin
+from imagegate.jobs.kinds import Done, GaveUp, JobKind, Outcome, Retry, RetryPolicy, attempt
 from imagegate.jobs.queue import JobQueue
 from imagegate.jobs.status import JobStatus
 
 log = logging.getLogger(__name__)
-
-Handler = Callable[[dict[str, Any]], Awaitable[None]]
-GiveUp = Callable[[dict[str, Any], str], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class JobKind:
-    handler: Handler
-    give_up: GiveUp | None = None
+HOST = socket.gethostname()[:30]
+RETENTION_EVERY = 3600.0  # seconds between deletions of old failed and cancelled jobs
 
 
 @dataclass(frozen=True)
 class WorkerConfig:
     concurrency: int = 32
     poll_interval: float = 0.5
-    stall_seconds: float = 30.0
-    max_attempts: int = 5
-    timeout: float = 600.0
+    stall_seconds: float = 10.0
+    policy: RetryPolicy = RetryPolicy()
+    retention_days: float = 7.0
     queues: tuple[str, ...] | None = None  # None: every queue...
     exclude_queues: tuple[str, ...] = ()  # ...but these
 
@@ -58,7 +58,8 @@ class Worker:
         config: WorkerConfig,
     ) -> None:
         self.db, self.queue, self.kinds, self.clock, self.config = db, queue, kinds, clock, config
-        self.id = f"worker-{uuid.uuid4().hex[:12]}"
+        self.policy = config.policy
+        self.id = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._running: dict[int, asyncio.Task[None]] = {}
         self._loops: list[asyncio.Task[None]] = []
         self._wakeup = queue.listen()
@@ -90,6 +91,7 @@ class Worker:
             await self._release(leftover)
 
     async def _fetch_loop(self) -> None:
+        await self._guarded(self._take_back_from_dead_processes)
         while True:
             # Cleared before the claim: a job committed while claiming sets it again, so the
             # wait below returns at once instead of after a poll interval.
@@ -138,50 +140,60 @@ class Worker:
                 )
         return [(row.id, row.kind, row.args, row.attempts + 1) for row in rows]
 
-    async def _execute(self, job_id: int, kind: str, args: dict[str, Any], attempt: int) -> None:
-        job_kind = self.kinds.get(kind)
-        try:
-            if job_kind is None:
-                raise LookupError(f"no handler for job kind {kind!r}")
-            if attempt > self.config.max_attempts:
-                raise RuntimeError("too many attempts (the job kept crashing its worker)")
-            async with asyncio.timeout(self.config.timeout):
-                await job_kind.handler(args)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.exception("job %s (%s) attempt %s failed", job_id, kind, attempt)
-            await self._guarded(self._after_failure, job_id, job_kind, args, attempt, repr(exc))
-            return
-        await self._guarded(self._finish, job_id)
-
-    async def _finish(self, job_id: int) -> None:
-        async with self.db.transaction() as session:
-            await session.execute(delete(Job).where(Job.id == job_id, Job.worker_id == self.id))
-
-    async def _after_failure(
-        self, job_id: int, job_kind: JobKind | None, args: dict[str, Any], attempt: int, error: str
-    ) -> None:
-        if job_kind is None:
+    async def _execute(self, job_id: int, kind: str, args: dict[str, Any], number: int) -> None:
+        if kind not in self.kinds:
             # A kind this (older?) worker does not know: hand it back for one that does.
+            error = f"no handler for job kind {kind!r}"
+            log.warning("job %s: %s; handed back", job_id, error)
             values: dict[str, Any] = {
                 "status": JobStatus.TODO,
                 "run_at": self.clock.now() + 60.0,
                 "attempts": Job.attempts - 1,
+                "last_error": error,
             }
-        elif attempt < self.config.max_attempts:
-            backoff = min(2.0**attempt, 60.0)
-            values = {"status": JobStatus.TODO, "run_at": self.clock.now() + backoff}
         else:
-            if job_kind.give_up is not None:
-                await job_kind.give_up(args, error)
-            values = {"status": JobStatus.FAILED}
-        async with self.db.transaction() as session:
-            await session.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.worker_id == self.id)
-                .values(worker_id=None, last_error=error[:2000], **values)
+            values = self._record(
+                await attempt(self.kinds, kind, args, number, self.policy, job_id)
             )
+        await self._guarded(self._update_own, job_id, values)
+
+    def _record(self, outcome: Outcome) -> dict[str, Any]:
+        """The job row's new values after an attempt (a finished job is deleted)."""
+        if isinstance(outcome, Retry):
+            run_at = self.clock.now() + outcome.delay
+            return {"status": JobStatus.TODO, "run_at": run_at, "last_error": outcome.error}
+        if isinstance(outcome, GaveUp):
+            now = self.clock.now()
+            return {"status": JobStatus.FAILED, "last_error": outcome.error, "finished_at": now}
+        assert isinstance(outcome, Done)
+        return {}
+
+    async def _update_own(self, job_id: int, values: dict[str, Any]) -> None:
+        mine = (Job.id == job_id, Job.worker_id == self.id)
+        async with self.db.transaction() as session:
+            if values:
+                await session.execute(update(Job).where(*mine).values(worker_id=None, **values))
+            else:
+                await session.execute(delete(Job).where(*mine))
+
+    async def _take_back_from_dead_processes(self) -> None:
+        """Jobs left ``doing`` by processes of this host that are gone: todo again, at once."""
+        async with self.db.transaction() as session:
+            owners = await session.scalars(
+                select(Job.worker_id)
+                .where(
+                    Job.status == JobStatus.DOING, Job.worker_id.like(f"{HOST}:%"), *self._mine()
+                )
+                .distinct()
+            )
+            dead = [owner for owner in owners if owner is not None and not _alive(owner)]
+            if dead:
+                taken = await session.execute(
+                    update(Job)
+                    .where(Job.status == JobStatus.DOING, Job.worker_id.in_(dead))
+                    .values(status=JobStatus.TODO, worker_id=None)
+                )
+                log.warning("took back %s job(s) of stopped processes", taken.rowcount)  # type: ignore[attr-defined]
 
     async def _release(self, job_ids: list[int]) -> None:
         async with self.db.transaction() as session:
@@ -192,10 +204,18 @@ class Worker:
             )
 
     async def _maintenance_loop(self) -> None:
-        interval = self.config.stall_seconds / 3
+        interval = self.config.stall_seconds / 4
+        retention_due = 0.0
         while True:
             await self._guarded(self._heartbeat_and_recover)
+            if self.clock.now() >= retention_due:
+                retention_due = self.clock.now() + RETENTION_EVERY
+                await self._guarded(self._delete_old)
             await asyncio.sleep(interval)
+
+    async def _delete_old(self) -> None:
+        async with self.db.transaction() as session:
+            await admin.delete_old_jobs(session, self.config.retention_days, self.clock.now())
 
     async def _heartbeat_and_recover(self) -> None:
         async with self.db.transaction() as session:
@@ -239,3 +259,14 @@ class Worker:
         except Exception:
             log.exception("worker %s: %s failed", self.id, getattr(func, "__name__", func))
             return None
+
+
+def _alive(worker_id: str) -> bool:
+    """Whether the process named in a worker id (host:pid:...) of this host still runs."""
+    try:
+        os.kill(int(worker_id.split(":")[1]), 0)
+    except (ValueError, IndexError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True  # it exists, run by another user
+    return True

@@ -62,15 +62,12 @@ async def create_task(
     caller's transaction; returns the task's id.
 
     Raises SpendLimitExceeded past a key's spend limit and InsufficientCredits when the balance
-    is below the price; in each case nothing is written.
+    is below the price; in each case the transaction is rolled back and nothing is kept.
     """
     task_input = request.input.resolved()
     price = model.price(task_input["rendering_speed"])
     await check_spend(tx, principal.key_id, principal.spend, price, now)
     task_id = new_task_id(now)
-    await billing.charge(
-        tx, principal.account_id, principal.key_id, task_id, price, now, queue=queue
-    )
     await store.insert(
         tx,
         id=task_id,
@@ -84,6 +81,11 @@ async def create_task(
     )
     await queue.defer(
         tx, RUN_TASK, {"task_id": task_id}, queue=task_queue(model.name), lock=f"task:{task_id}"
+    )
+    # The charge last: on PostgreSQL the account's row stays locked from its UPDATE until the
+    # commit, so concurrent creates of one account wait only for that.
+    await billing.charge(
+        tx, principal.account_id, principal.key_id, task_id, price, now, queue=queue
     )
     return task_id
 

@@ -1,6 +1,6 @@
 """Run the benchmarks of BENCHMARKS.md and print their results as markdown tables.
 
-    .venv/bin/python bench/run.py                    # everything (about 13 minutes)
+    .venv/bin/python bench/run.py                    # everything (about 16 minutes)
     .venv/bin/python bench/run.py --only throughput --backends sqlite --seconds 5
     .venv/bin/python bench/run.py --only e2e --backends postgres --e2e-tasks 50
 

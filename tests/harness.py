@@ -179,8 +179,9 @@ class Server:
 class DatabaseClock(ManualClock):
     """The tests' clock on PostgreSQL, where procrastinate counts due times and heartbeats on the
     database's clock, which a test cannot move: advancing this clock also moves every scheduled
-    job's due time, every worker's last heartbeat and every job event back by as much, which is
-    what the database's clock moving on would do."""
+    job's due time and every job event back by as much, which is what the database's clock
+    moving on would do. (Not the workers' heartbeats: live workers would beat again, and a test's
+    dead worker is given an old heartbeat instead.)"""
 
     def __init__(self, url: str) -> None:
         super().__init__()
@@ -202,7 +203,6 @@ class DatabaseClock(ManualClock):
 
 _DATABASE_TIMES = (
     ("procrastinate_jobs", "scheduled_at", "status = 'todo' AND scheduled_at IS NOT NULL"),
-    ("procrastinate_workers", "last_heartbeat", "true"),
     ("procrastinate_events", "at", "true"),
 )
 

@@ -36,7 +36,8 @@ class FlakyProvider:
 
 
 async def claimed_by_a_dead_worker(session: AsyncSession, now: float) -> None:
-    """Every waiting job, as if a worker of another machine had claimed it and then died."""
+    """Every waiting job, as if a worker of another machine had claimed it and then died (an
+    hour ago, on PostgreSQL, where heartbeats are on the database's clock)."""
     if BACKEND == "sqlite":
         claimed = {"status": "doing", "worker_id": "elsewhere:1:dead", "heartbeat_at": now}
         await session.execute(update(Job).values(**claimed))

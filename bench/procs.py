@@ -37,10 +37,13 @@ def free_port() -> int:
 
 @contextmanager
 def spawned(
-    args: list[str], env: dict[str, str] | None = None
+    args: list[str], env: dict[str, str] | None = None, log_to: list[str] | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """A child process, killed on the way out; its output goes to a log under /tmp."""
+    """A child process, killed on the way out; its output goes to a log under /tmp (whose path
+    is appended to ``log_to``, if given)."""
     log = tempfile.NamedTemporaryFile(prefix="bench-", suffix=".log", delete=False)  # noqa: SIM115
+    if log_to is not None:
+        log_to.append(log.name)
     process = subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=log, stderr=log)
     try:
         yield process

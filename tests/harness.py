@@ -207,7 +207,7 @@ _DATABASE_TIMES = (
 )
 
 
-def test_clock(settings: Settings) -> ManualClock:
+def clock_for(settings: Settings) -> ManualClock:
     url = settings.resolved_database_url
     return ManualClock() if url.startswith("sqlite") else DatabaseClock(url)
 
@@ -217,7 +217,7 @@ async def running_server(
     settings: Settings, providers: dict[str, Provider] | None = None
 ) -> AsyncIterator[Server]:
     """imagegate in this event loop, on a free loopback port, with its in-process worker."""
-    clock = test_clock(settings)
+    clock = clock_for(settings)
     app = create_app(settings, clock=clock, providers=providers)
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, log_level="warning", **SERVER_OPTIONS

@@ -41,7 +41,7 @@ RETENTION_EVERY = 3600.0  # seconds between deletions of old failed and cancelle
 class WorkerConfig:
     concurrency: int = 32
     poll_interval: float = 0.5
-    stall_seconds: float = 10.0
+    stall_seconds: float = 8.0
     policy: RetryPolicy = RetryPolicy()
     retention_days: float = 7.0
     queues: tuple[str, ...] | None = None  # None: every queue...
@@ -58,7 +58,6 @@ class Worker:
         config: WorkerConfig,
     ) -> None:
         self.db, self.queue, self.kinds, self.clock, self.config = db, queue, kinds, clock, config
-        self.policy = config.policy
         self.id = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._running: dict[int, asyncio.Task[None]] = {}
         self._loops: list[asyncio.Task[None]] = []
@@ -153,7 +152,7 @@ class Worker:
             }
         else:
             values = self._record(
-                await attempt(self.kinds, kind, args, number, self.policy, job_id)
+                await attempt(self.kinds, kind, args, number, self.config.policy, job_id)
             )
         await self._guarded(self._update_own, job_id, values)
 

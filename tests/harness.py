@@ -27,7 +27,8 @@ from imagegate.jobs.admin import JobAdmin, JobInfo
 from imagegate.jobs.procrastinate_worker import MAINTENANCE_QUEUE
 from imagegate.keys.policy import PolicyChange
 from imagegate.keys.service import create_key
-from imagegate.providers.base import Provider
+from imagegate.providers.base import GeneratedImage, GenerationRequest, Provider
+from imagegate.providers.simulator import SimulatorProvider
 from imagegate.services import Services
 
 T = TypeVar("T")
@@ -161,6 +162,11 @@ class Server:
 
         return await wait_for(final, within)
 
+    async def stop_workers(self) -> None:
+        """Stop this server's job workers (jobs then wait until ``services.start_workers()``)."""
+        for worker in self.services.workers:
+            await worker.stop()
+
     async def jobs(self, status: str | None = None, queue: str | None = None) -> list[JobInfo]:
         """The jobs that wait, run, failed or were cancelled (either engine), newest first;
         procrastinate's periodic maintenance jobs left out."""
@@ -174,6 +180,37 @@ class Server:
                 await billing.balance(session, account.id),
                 await billing.ledger_sum(session, account.id),
             )
+
+
+class HeldProvider:
+    """The simulator, holding every generation until ``release`` is set; counts the
+    generations started and those cancelled while held."""
+
+    name = "simulator"
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.started = 0
+        self.cancelled = 0
+        self.simulator = SimulatorProvider(lambda _speed: 0.0)
+
+    async def generate(self, request: GenerationRequest) -> list[GeneratedImage]:
+        self.started += 1
+        try:
+            await self.release.wait()
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        return await self.simulator.generate(request)
+
+
+@asynccontextmanager
+async def held_server(settings: Settings, held: HeldProvider) -> AsyncIterator[Server]:
+    async with running_server(settings, providers={"ideogram-v4": held}) as server:
+        try:
+            yield server
+        finally:
+            held.release.set()  # lets the worker stop
 
 
 class DatabaseClock(ManualClock):

@@ -2,6 +2,8 @@
 
 ApiError (status, code, type)
 ├── InvalidRequest        400 invalid_request       invalid_request_error
+│   ├── UnknownEndpoint   404 (no such path: the status from HTTP, the envelope's code)
+│   └── MethodNotAllowed  405 (no such method on the path)
 ├── InvalidApiKey         401 invalid_api_key       authentication_error
 ├── InsufficientCredits   402 insufficient_credits  billing_error
 ├── IpNotAllowed          403 ip_not_allowed        permission_error
@@ -36,6 +38,14 @@ class ApiError(Exception):
 class InvalidRequest(ApiError):
     status, code, type = 400, "invalid_request", "invalid_request_error"
     default_message = "Missing or invalid parameters."
+
+
+class UnknownEndpoint(InvalidRequest):
+    status = 404
+
+
+class MethodNotAllowed(InvalidRequest):
+    status = 405
 
 
 class InvalidApiKey(ApiError):

@@ -11,7 +11,13 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from imagegate.errors import ApiError, InternalError, InvalidRequest
+from imagegate.errors import (
+    ApiError,
+    InternalError,
+    InvalidRequest,
+    MethodNotAllowed,
+    UnknownEndpoint,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,20 +41,26 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     html = _html_errors(request)
     if html is not None:
         return html(request, exc.status_code, str(exc.detail))
+    headers = dict(exc.headers or {})
     if exc.status_code == 405:
         message = f"Method {request.method} is not allowed on {request.url.path}."
-    elif exc.status_code == 404:
+        return error_response(MethodNotAllowed(message, headers=headers))
+    if exc.status_code == 404:
         message = f"Unknown endpoint: {request.method} {request.url.path}."
-    else:
-        message = str(exc.detail)
-    return error_response(InvalidRequest(message, headers=dict(exc.headers or {})))
+        return error_response(UnknownEndpoint(message, headers=headers))
+    return error_response(InvalidRequest(str(exc.detail), headers=headers))
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0] if exc.errors() else {}
-    field = ".".join(str(part) for part in first.get("loc", ()) if part not in ("body", "path"))
-    return error_response(InvalidRequest(f"'{field}' is invalid." if field else None))
+    where = ("body", "path", "query", "header")
+    field = ".".join(str(part) for part in first.get("loc", ()) if part not in where)
+    problem = str(first.get("msg", "")).removeprefix("Value error, ")
+    if not field:
+        return error_response(InvalidRequest())
+    return error_response(InvalidRequest(f"'{field}' is invalid: {problem}." if problem
+                                         else f"'{field}' is invalid."))  # fmt: skip
 
 
 async def _client_gone(request: Request, _exc: Exception) -> Response:

@@ -32,8 +32,10 @@ from imagegate.providers.base import Provider
 from imagegate.providers.routing import ProviderRouter
 from imagegate.providers.setup import build_router, upstream_client
 from imagegate.storage.local import LocalImageStore
+from imagegate.tasks import idempotency
 from imagegate.tasks.jobs import TaskRunner
 from imagegate.tasks.service import RUN_TASK, task_queue
+from imagegate.tasks.watch import TaskWatch
 from imagegate.users.throttle import AttemptThrottle, LoginThrottle
 
 
@@ -53,6 +55,7 @@ class Services:
     key_usage: KeyUsage
     login_throttle: LoginThrottle
     redeem_throttle: AttemptThrottle  # redemption codes: failed attempts per account, address
+    watch: TaskWatch  # waiters of tasks' changes (long-poll, events, cancelled runs)
     workers: list[Worker | ProcrastinateWorker] = field(default_factory=list)
     procrastinate: ProcrastinateJobs | None = None  # PostgreSQL: the job engine, once started
 
@@ -72,6 +75,7 @@ class Services:
             await worker.stop()
         if self.procrastinate is not None:
             await self.procrastinate.close()
+        await self.watch.close()
         await self.key_usage.stop()
         await self.rate_limiter.close()
         await self.http.aclose()
@@ -119,6 +123,7 @@ def build_services(
             settings.login_failures_per_address,
             namespace="login:" + hasher.derive("login").hex()[:16],
         ),
+        watch=TaskWatch(db),
         redeem_throttle=AttemptThrottle(
             rate_limiter.storage,
             settings.redeem_attempts_per_account,
@@ -132,7 +137,7 @@ def job_kinds(services: Services) -> dict[str, JobKind]:
     """Every job kind this release runs, by name (both engines run the same handlers)."""
     s = services
     runner = TaskRunner(
-        s.db, s.queue, s.providers, s.store, s.clock, s.settings.callback_retry_delays
+        s.db, s.queue, s.providers, s.store, s.clock, s.settings.callback_retry_delays, s.watch
     )
     return {
         RUN_TASK: runner.job_kind(),
@@ -141,6 +146,10 @@ def job_kinds(services: Services) -> dict[str, JobKind]:
             s.db, s.queue, s.http, s.clock, s.settings
         ).job_kind(),
     }
+
+
+# Retention rules that run hourly with the jobs' (jobs/admin.py's retention).
+CLEANUPS = (idempotency.delete_expired,)
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
@@ -180,6 +189,7 @@ def _procrastinate_pools(
         retry_policy(settings),
         settings.job_stall_seconds,
         settings.job_retention_days,
+        CLEANUPS,
     )
     every_model = tuple(task_queue(name) for name in MODELS)
     workers: list[Worker | ProcrastinateWorker] = []
@@ -203,6 +213,7 @@ def _worker_config(
         stall_seconds=settings.job_stall_seconds,
         policy=retry_policy(settings),
         retention_days=settings.job_retention_days,
+        cleanups=CLEANUPS,
         queues=queues,
         exclude_queues=exclude,
     )

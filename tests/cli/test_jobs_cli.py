@@ -15,8 +15,7 @@ from harness import BACKEND, Server, wait_for
 async def test_an_operator_lists_cancels_and_retries_jobs(server: Server) -> None:
     settings = server.services.settings
     account = await server.account(credits=100)
-    for worker in server.services.workers:
-        await worker.stop()  # nothing runs: the jobs wait
+    await server.stop_workers()  # nothing runs: the jobs wait
     task_id = (await server.create(account)).json()["data"]["taskId"]
 
     out, _ = await imagegate(settings, "jobs", "list", "--status", "todo", "--json")
@@ -44,8 +43,7 @@ async def test_an_operator_lists_cancels_and_retries_jobs(server: Server) -> Non
 async def test_a_failed_job_retried_by_an_operator_runs_again(server: Server) -> None:
     settings = server.services.settings
     account = await server.account(credits=100)
-    for worker in server.services.workers:
-        await worker.stop()
+    await server.stop_workers()
     await server.create(account)
     (job,) = await server.jobs()
     async with server.services.db.transaction() as session:

@@ -3,20 +3,15 @@ tasks in flight, the last tasks, and for a new account how to begin."""
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 from playwright.async_api import expect
 
 from console_support import ConsoleClient, Person, chromium, make_person, screenshot
-from harness import Account, Server, running_server, wait_for
+from harness import Account, HeldProvider, Server, held_server, wait_for
 from imagegate.config import Settings
 from imagegate.keys.service import create_key
-from imagegate.providers.base import GeneratedImage, GenerationRequest
-from imagegate.providers.simulator import SimulatorProvider
 
 FAIL = "[simulate:upstream_error] x"
 TASK_LINK = re.compile(r'href="/console/tasks/([0-9a-f-]{36})"')
@@ -107,31 +102,6 @@ async def test_the_last_five_tasks_are_shown_newest_first(server: Server) -> Non
     assert list(dict.fromkeys(TASK_LINK.findall(page))) == made[::-1][:5]
     assert '<a href="/console/tasks">All tasks</a>' in page
     assert stat(page, "Spent today (UTC)") == f"{7 * 28} credits"
-
-
-class HeldProvider:
-    """The simulator, holding every generation until ``release`` is set."""
-
-    name = "simulator"
-
-    def __init__(self) -> None:
-        self.release = asyncio.Event()
-        self.started = 0
-        self.simulator = SimulatorProvider(lambda _speed: 0.0)
-
-    async def generate(self, request: GenerationRequest) -> list[GeneratedImage]:
-        self.started += 1
-        await self.release.wait()
-        return await self.simulator.generate(request)
-
-
-@asynccontextmanager
-async def held_server(settings: Settings, held: HeldProvider) -> AsyncIterator[Server]:
-    async with running_server(settings, providers={"ideogram-v4": held}) as server:
-        try:
-            yield server
-        finally:
-            held.release.set()  # lets the worker stop
 
 
 async def test_tasks_in_flight_are_counted_until_they_end(settings: Settings) -> None:

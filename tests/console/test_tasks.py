@@ -20,7 +20,7 @@ from harness import Account, Server, wait_for
 from imagegate.config import Settings
 from imagegate.db.models import Task
 from imagegate.keys.service import create_key
-from imagegate.tasks import service as tasks
+from imagegate.tasks import listing as tasks
 from receiver import running_receiver
 
 FAIL = "[simulate:upstream_error] x"

@@ -25,8 +25,7 @@ class RolledBack(Exception):
 
 
 async def test_a_job_commits_or_rolls_back_with_its_transaction(server: Server) -> None:
-    for worker in server.services.workers:
-        await worker.stop()
+    await server.stop_workers()
     queue, db = server.services.queue, server.services.db
     with contextlib.suppress(RolledBack):
         async with db.transaction() as session:
@@ -69,8 +68,7 @@ async def _waiting_callback(server: Server) -> bool:
 
 async def test_a_cancelled_job_fails_its_task_with_one_refund(server: Server) -> None:
     account = await server.account(credits=100)
-    for worker in server.services.workers:
-        await worker.stop()
+    await server.stop_workers()
     task_id = (await server.create(account)).json()["data"]["taskId"]
     (job,) = await server.jobs(status="todo")
     jobs = admin.JobAdmin(server.services.db, job_kinds(server.services), server.clock)
@@ -87,8 +85,7 @@ async def test_a_cancelled_job_fails_its_task_with_one_refund(server: Server) ->
 
 async def test_jobs_that_ended_are_deleted_after_the_retention(server: Server) -> None:
     account = await server.account(credits=100)
-    for worker in server.services.workers:
-        await worker.stop()
+    await server.stop_workers()
     kinds = job_kinds(server.services)
     jobs = admin.JobAdmin(server.services.db, kinds, server.clock)
     for _ in range(2):

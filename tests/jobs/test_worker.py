@@ -95,8 +95,7 @@ async def test_after_the_last_attempt_the_task_fails_and_is_refunded(settings: S
 async def test_a_stalled_job_is_recovered_and_a_duplicate_run_is_harmless(server: Server) -> None:
     account = await server.account(credits=100)
     # A job another (dead) worker claimed: 'doing', stale heartbeat, task left processing.
-    for worker in server.services.workers:
-        await worker.stop()
+    await server.stop_workers()
     task_id = (await server.create(account)).json()["data"]["taskId"]
     async with server.services.db.transaction() as session:
         await claimed_by_a_dead_worker(session, server.clock.now())
@@ -182,8 +181,7 @@ async def test_jobs_of_a_stopped_process_of_this_host_are_taken_back_at_once(
     server: Server,
 ) -> None:
     account = await server.account(credits=100)
-    for worker in server.services.workers:
-        await worker.stop()
+    await server.stop_workers()
     task_id = (await server.create(account)).json()["data"]["taskId"]
     # a process id that no longer runs
     gone = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")

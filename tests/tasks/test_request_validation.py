@@ -147,24 +147,28 @@ async def test_unknown_model_is_404_model_not_found(
 
 
 @pytest.mark.parametrize(
-    ("method", "path"),
+    ("method", "path", "status"),
     [
-        ("GET", "/nope"),  # "/" itself leads people to the console (tests/console)
-        ("GET", "/v1/nope"),
-        ("POST", "/v2/images/generations"),
-        ("GET", "/v1/images/generations"),
-        ("DELETE", "/v1/credits"),
-        ("PUT", "/v1/tasks/abc"),
-        ("GET", "/v1/credits/"),
-        ("POST", "/v1/images/generations/"),
+        ("GET", "/nope", 404),  # "/" itself leads people to the console (tests/console)
+        ("GET", "/v1/nope", 404),
+        ("POST", "/v2/images/generations", 404),
+        ("GET", "/v1/images/generations", 405),
+        ("DELETE", "/v1/credits", 405),
+        ("PUT", "/v1/tasks/abc", 405),
+        ("GET", "/v1/credits/", 404),
+        ("POST", "/v1/images/generations/", 404),
     ],
 )
 async def test_unknown_paths_and_methods_get_the_envelope(
-    server: Server, account: Account, method: str, path: str
+    server: Server, account: Account, method: str, path: str, status: int
 ) -> None:
+    """The status says what HTTP says (no such path, no such method); the body is the
+    reference's envelope with its invalid_request code."""
     response = await server.http.request(method, path, headers=account.headers)
-    error = assert_error(response, 400, "invalid_request", "invalid_request_error")
+    error = assert_error(response, status, "invalid_request", "invalid_request_error")
     assert path in error["message"]
+    if status == 405:
+        assert response.headers["allow"]
 
 
 async def test_no_422_escapes_for_bad_path_or_header_values(

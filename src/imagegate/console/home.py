@@ -15,7 +15,7 @@ from imagegate.console.tasks import row_helpers
 from imagegate.console.web import render, services_of
 from imagegate.db.models import Task
 from imagegate.keys.service import list_keys
-from imagegate.tasks import service as tasks
+from imagegate.tasks import listing as tasks
 
 router = APIRouter(prefix="/console")
 

@@ -20,8 +20,9 @@ from imagegate.db.models import ApiKey, Task
 from imagegate.errors import TaskNotFound
 from imagegate.keys.service import list_keys
 from imagegate.storage.thumbnails import MEDIA_TYPE, Thumbnails
-from imagegate.tasks import service as tasks
-from imagegate.tasks.service import TaskFilter
+from imagegate.tasks import listing as tasks
+from imagegate.tasks.listing import TaskFilter
+from imagegate.tasks.service import get_task
 from imagegate.tasks.status import TaskStatus
 from imagegate.users.service import SignedIn
 
@@ -210,7 +211,7 @@ async def thumbnail(request: Request, who: Who, task_id: str, n: str) -> Respons
     """The n-th image of a completed task, small; made on the first request and kept."""
     services = services_of(request)
     async with services.db.sessions() as session:
-        task = await _found(tasks.get_task(session, who.account_id, task_id))
+        task = await _found(get_task(session, who.account_id, task_id))
     keys = task.output_urls or []
     if task.status != TaskStatus.COMPLETED or not n.isdecimal() or int(n) >= len(keys):
         raise PageNotFound("There is no such image.")

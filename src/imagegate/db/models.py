@@ -123,6 +123,18 @@ class Task(Base):
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
+class IdempotencyKey(Base):
+    """A create's Idempotency-Key (tasks/idempotency.py), written with the task it made."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (Index("ix_idempotency_keys_created_at", "created_at"),)
+    account_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    task_id: Mapped[str] = mapped_column(String(36))
+    created_at: Mapped[float] = mapped_column(Float)
+
+
 class Job(Base):
     """A unit of queue work: a kind and JSON args (ids, never objects)."""
 

@@ -8,6 +8,7 @@ forever. A retried job starts again with its attempts counted from zero.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -152,6 +153,19 @@ async def delete_old_jobs(session: AsyncSession, days: float, now: float) -> int
     params = {"before": now - days * 86400, "seconds": days * 86400}
     result = await session.execute(text(sql), params)
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+# Other retention rules that run with the jobs' (each deletes what outlived its time).
+Cleanup = Callable[[AsyncSession, float], Awaitable[object]]
+
+
+async def retention(
+    session: AsyncSession, days: float, now: float, cleanups: Sequence[Cleanup] = ()
+) -> None:
+    """The hourly housekeeping of either engine: old jobs, then ``cleanups``."""
+    await delete_old_jobs(session, days, now)
+    for cleanup in cleanups:
+        await cleanup(session, now)
 
 
 def _info(row: Any) -> JobInfo:

@@ -76,6 +76,7 @@ class ProcrastinateJobs:
         policy: RetryPolicy,
         stall_seconds: float,
         retention_days: float,
+        cleanups: Sequence[admin.Cleanup] = (),
     ) -> None:
         connector = procrastinate.PsycopgConnector(
             conninfo=conninfo(db.url), min_size=1, max_size=8
@@ -83,6 +84,7 @@ class ProcrastinateJobs:
         self.app = procrastinate.App(connector=connector)
         self.db, self.clock, self.kinds, self.policy = db, clock, kinds, policy
         self.stall_seconds, self.retention_days = stall_seconds, retention_days
+        self.cleanups = tuple(cleanups)
         self._opened: asyncio.Task[Any] | None = None
         for name in kinds:
             self._register(name)
@@ -138,7 +140,7 @@ class ProcrastinateJobs:
 
         async def delete_old_jobs(timestamp: int) -> None:
             async with self.db.transaction() as session:
-                await admin.delete_old_jobs(session, self.retention_days, self.clock.now())
+                await admin.retention(session, self.retention_days, self.clock.now(), self.cleanups)
 
         for name, cron, func in (
             ("imagegate.recover_stalled", RECOVER_EVERY, recover_stalled),

@@ -46,6 +46,7 @@ class WorkerConfig:
     retention_days: float = 7.0
     queues: tuple[str, ...] | None = None  # None: every queue...
     exclude_queues: tuple[str, ...] = ()  # ...but these
+    cleanups: tuple[admin.Cleanup, ...] = ()  # run with the jobs' retention
 
 
 class Worker:
@@ -214,7 +215,9 @@ class Worker:
 
     async def _delete_old(self) -> None:
         async with self.db.transaction() as session:
-            await admin.delete_old_jobs(session, self.config.retention_days, self.clock.now())
+            await admin.retention(
+                session, self.config.retention_days, self.clock.now(), self.config.cleanups
+            )
 
     async def _heartbeat_and_recover(self) -> None:
         async with self.db.transaction() as session:

@@ -12,6 +12,7 @@ than the poll interval, never past the deadline) and poll again.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -71,6 +72,16 @@ class ReplicateProvider:
     async def generate(self, request: GenerationRequest) -> list[GeneratedImage]:
         ends = self.clock.now() + self.deadline
         prediction = await self._create(request)
+        try:
+            return await self._finish(prediction, request, ends)
+        except asyncio.CancelledError:  # the task was cancelled: stop paying for its prediction
+            if prediction.get("status") not in FINAL:
+                await asyncio.shield(self._cancel(prediction))
+            raise
+
+    async def _finish(
+        self, prediction: dict[str, Any], request: GenerationRequest, ends: float
+    ) -> list[GeneratedImage]:
         wait, hiccups = self.poll_interval, 0  # hiccups: 429/5xx answers to polls in a row
         while prediction.get("status") not in FINAL:
             now = self.clock.now()

@@ -8,11 +8,12 @@ from fastapi import Request
 
 from imagegate.callbacks.ssrf import Unresolvable, UnsafeDestination, resolve
 from imagegate.catalog import CatalogModel
-from imagegate.errors import InvalidRequest, UpstreamUnavailable
+from imagegate.errors import InternalError, InvalidRequest, UpstreamUnavailable
 from imagegate.keys import store as keys_store
 from imagegate.keys.auth import admit
 from imagegate.keys.service import Principal, key_hash
 from imagegate.services import Services
+from imagegate.tasks import idempotency, service
 from imagegate.tasks.schemas import CreateTaskRequest, parse_create_request
 from imagegate.tasks.service import admitted_model
 
@@ -22,14 +23,16 @@ class Admitted:
     caller: Principal
     body: CreateTaskRequest
     model: CatalogModel
+    key: idempotency.IdempotencyKey | None
 
 
 async def admit_create(request: Request, services: Services) -> Admitted:
     """The checks of POST /v1/images/generations, in this order: the key (401), its IP allowlist
     (403) and rate limit (429) (keys/auth.py's admit), the body (400, a callback_url that
-    reaches this network included), the model and the key's model allowlist (404), a provider
-    that can take it now (503). Spend limits (429) and the balance (402) come last, in the
-    charging write (tasks/service.py's create_task), so they hold under concurrency."""
+    reaches this network included), the model and the key's model allowlist (404), the
+    Idempotency-Key header (400). create() goes on: a provider that can take it now (503); spend
+    limits (429) and the balance (402) come last, in the charging write (tasks/service.py's
+    create_task), so they hold under concurrency."""
     hashed = key_hash(services.hasher, request.headers.get("authorization"))
     row = await services.db.read(lambda tx: keys_store.find_caller(tx, hashed))
     caller = await admit(request, services, row)
@@ -37,12 +40,44 @@ async def admit_create(request: Request, services: Services) -> Admitted:
     if body.callback_url is not None:
         await check_callback_url(body.callback_url, services.settings.callback_allow_private)
     model = admitted_model(caller, body)
+    return Admitted(caller, body, model, idempotency.requested(request.headers, body))
+
+
+@dataclass(frozen=True)
+class Created:
+    task_id: str
+    replayed: bool  # an earlier create with the same Idempotency-Key made it
+
+
+async def create(services: Services, admitted: Admitted) -> Created:
+    """The admitted create's task: the one its Idempotency-Key already made, or a new one once a
+    provider can take it (503 otherwise), charged in its transaction (tasks/service.py)."""
+    key, account_id = admitted.key, admitted.caller.account_id
+    if key is not None:
+        now = services.clock.now()
+        found = await services.db.read(lambda tx: idempotency.replay(tx, account_id, key, now))
+        if found is not None:
+            return Created(found, replayed=True)
+    model = admitted.model
     if not await services.providers.available(model.name):
         raise UpstreamUnavailable(
             f"No provider can take '{model.name}' tasks right now (nothing was charged); "
             "try again later."
         )
-    return Admitted(caller, body, model)
+    now = services.clock.now()
+    try:
+        task_id = await services.db.write(
+            lambda tx: service.create_task(
+                tx, services.queue, admitted.caller, admitted.body, now, model, key
+            )
+        )
+    except idempotency.KeyTaken:  # a create with this key committed first: answer with its task
+        assert key is not None
+        found = await services.db.read(lambda tx: idempotency.replay(tx, account_id, key, now))
+        if found is None:
+            raise InternalError() from None  # (its row expired within this very request)
+        return Created(found, replayed=True)
+    return Created(task_id, replayed=False)
 
 
 async def check_callback_url(url: str, allow_private: bool) -> None:

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from imagegate.callbacks import service as callbacks
 from imagegate.catalog import SIZES
 from imagegate.clock import Clock
 from imagegate.db.database import Database
 from imagegate.db.models import Task
 from imagegate.jobs.kinds import JobKind
 from imagegate.jobs.queue import JobQueue
-from imagegate.providers.base import GenerationRequest, ProviderError
+from imagegate.providers.base import GeneratedImage, GenerationRequest, ProviderError
 from imagegate.providers.routing import ProviderRouter
 from imagegate.storage.local import LocalImageStore
 from imagegate.tasks import service
+from imagegate.tasks import store as tasks_store
+from imagegate.tasks.status import TaskStatus
+from imagegate.tasks.watch import TaskWatch
 
 log = logging.getLogger(__name__)
 GAVE_UP_MESSAGE = "Image generation failed"
@@ -33,8 +36,10 @@ class TaskRunner:
         store: LocalImageStore,
         clock: Clock,
         callback_delays: Sequence[float],
+        watch: TaskWatch,
     ) -> None:
         self.db, self.queue, self.providers, self.store = db, queue, providers, store
+        self.watch = watch
         self.clock, self.callback_delays = clock, callback_delays
 
     def job_kind(self) -> JobKind:
@@ -48,15 +53,41 @@ class TaskRunner:
         if task is None:
             return
         try:
-            images = await self.providers.generate(task.model, _request(task))
+            images = await self._generate_unless_ended(task)
         except ProviderError as exc:
             log.info("task %s failed upstream: %s (%s)", task_id, exc.message, exc.detail)
             await self._fail(task_id, exc.code, exc.message)
+            return
+        if images is None:
+            log.info("task %s ended while it ran (cancelled); its run stopped", task_id)
             return
         keys = [await self.store.save(image, self.clock.now()) for image in images]
         async with self.db.transaction() as session:
             ended = await service.complete(session, task_id, keys, self.clock.now())
             await self._notify(session, ended)
+
+    async def _generate_unless_ended(self, task: Task) -> list[GeneratedImage] | None:
+        """The provider's images; or None when the task ended meanwhile (it was cancelled):
+        the provider's call is then cancelled, which stops its work where it can."""
+        async with self.watch.watching(task.id) as changes:
+            generating = asyncio.ensure_future(self.providers.generate(task.model, _request(task)))
+            try:
+                while True:
+                    changes.seen(TaskStatus.PROCESSING)
+                    woken = asyncio.ensure_future(changes.event.wait())
+                    await asyncio.wait((generating, woken), return_when=asyncio.FIRST_COMPLETED)
+                    woken.cancel()
+                    if generating.done():
+                        return generating.result()
+                    changes.event.clear()
+                    if await self._ended(task.id):
+                        return None
+            finally:
+                generating.cancel()
+
+    async def _ended(self, task_id: str) -> bool:
+        found = await self.db.read(lambda tx: tasks_store.statuses(tx, [task_id]))
+        return found.get(task_id) != TaskStatus.PROCESSING
 
     async def give_up(self, args: dict[str, Any], error: str) -> None:
         """After the last attempt: the task fails with internal_error and is refunded."""
@@ -68,12 +99,10 @@ class TaskRunner:
             await self._notify(session, ended)
 
     async def _notify(self, session: AsyncSession, ended: Task | None) -> None:
-        """Plan the callback of a task that just ended, in the transaction that ended it."""
-        if ended is not None and ended.callback_url:
-            await callbacks.schedule(
-                session, self.queue, ended.id, ended.callback_url, ended.status,
-                self.callback_delays, self.clock.now(),
-            )  # fmt: skip
+        if ended is not None:
+            await service.plan_callback(
+                session, self.queue, ended, self.callback_delays, self.clock.now()
+            )
 
 
 def _request(task: Task) -> GenerationRequest:

@@ -1,29 +1,53 @@
-"""POST /v1/images/generations and GET /v1/tasks/{taskId}: HTTP only, rules live in service.py."""
+"""The task API: create (idempotent, optionally waited for), get (optionally long-polled), live
+status, cancel, list, usage. HTTP only: the rules live in the modules this calls."""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response, StreamingResponse
 
 from imagegate.envelope import success
+from imagegate.errors import (
+    InsufficientCredits,
+    InvalidRequest,
+    ModelNotFound,
+    SpendLimitExceeded,
+    TaskNotFound,
+    UpstreamUnavailable,
+)
+from imagegate.http_docs import parameter, responses
 from imagegate.http_routes import get_and_head
-from imagegate.keys.auth import admit
+from imagegate.keys.auth import Caller, ServicesDep, admit
 from imagegate.keys.service import key_hash
 from imagegate.services import Services
-from imagegate.tasks import service, store
-from imagegate.tasks.admission import admit_create
-from imagegate.tasks.presenter import task_json
+from imagegate.tasks import idempotency, listing, service, store, usage
+from imagegate.tasks.admission import admit_create, create
+from imagegate.tasks.live import MAX_WAIT, preferred_wait, status_events, until_final, wait_seconds
+from imagegate.tasks.presenter import task_json, task_object
 from imagegate.tasks.schemas import (
     CreateTaskRequest,
     CreateTaskResponse,
+    CreateTaskWaitedResponse,
+    TaskListResponse,
     TaskObject,
+    UsageResponse,
 )
+from imagegate.tasks.store import TaskView
 
 JSON = "application/json"
 _CREATED = CreateTaskResponse.__pydantic_serializer__
 _VALIDATE_CREATED = CreateTaskResponse.__pydantic_validator__
+_WAITED = CreateTaskWaitedResponse.__pydantic_serializer__
+_VALIDATE_WAITED = CreateTaskWaitedResponse.__pydantic_validator__
+_LISTED = TaskListResponse.__pydantic_serializer__
+_VALIDATE_LISTED = TaskListResponse.__pydantic_validator__
+_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_DAY = "A UTC day, YYYY-MM-DD (inclusive)"
+StatusQuery = Annotated[Literal["pending", "processing", "completed", "failed"] | None, Query()]
+UnixTimeQuery = Annotated[int | None, Query(ge=0, description="Unix seconds, exclusive")]
 
 
 def created_json(task_id: str) -> bytes:
@@ -40,30 +64,50 @@ _CREATE_BODY: dict[str, Any] = {
         "content": {
             "application/json": {"schema": {"$ref": "#/components/schemas/CreateTaskRequest"}}
         },
-    }
-}
+    },
+    "parameters": [
+        parameter(idempotency.HEADER, "header",
+                  {"type": "string", "minLength": 1, "maxLength": idempotency.MAX_CHARS,
+                   "pattern": "^[ -~]+$"},
+                  "Send the create again with the same key and body to get the same task, "
+                  "charged once (kept 24 hours)."),
+        parameter("Prefer", "header", {"type": "string", "pattern": "^wait=([1-9]|[1-5][0-9]|60)$"},
+                  "`wait=N` (1-60): answer once the task is final or after N seconds, with the "
+                  "task in `data.task`."),
+    ],
+}  # fmt: skip
 
-_TASK_ID: dict[str, Any] = {
-    "parameters": [{"name": "taskId", "in": "path", "required": True, "schema": {"type": "string"}}]
-}
+_TASK_ID = parameter("taskId", "path", {"type": "string"})
+_WAIT = parameter("wait", "query", {"type": "integer", "minimum": 1, "maximum": MAX_WAIT},
+                  "Answer once the task is final, or after this many seconds.")  # fmt: skip
 
 
 @router.post(
     "/v1/images/generations",
-    response_model=CreateTaskResponse,
+    response_model=CreateTaskResponse | CreateTaskWaitedResponse,
     openapi_extra=_CREATE_BODY,
-)
+    responses=responses(
+        InvalidRequest, InsufficientCredits, ModelNotFound, SpendLimitExceeded,
+        UpstreamUnavailable,
+    ),
+)  # fmt: skip
 async def create_generation(request: Request) -> Any:
     """Create an image generation task; poll it at /v1/tasks/{taskId}."""
     services: Services = request.app.state.services
     admitted = await admit_create(request, services)
-    now = services.clock.now()
-    task_id = await services.db.write(
-        lambda tx: service.create_task(
-            tx, services.queue, admitted.caller, admitted.body, now, admitted.model
-        )
-    )
-    return Response(created_json(task_id), media_type=JSON)
+    wait = preferred_wait(request.headers)
+    created = await create(services, admitted)
+    headers = {idempotency.REPLAYED: "true"} if created.replayed else {}
+    if wait is None:
+        return Response(created_json(created.task_id), media_type=JSON, headers=headers)
+    account_id = admitted.caller.account_id
+    task = await services.db.read(lambda tx: store.task_of(tx, account_id, created.task_id))
+    assert task is not None
+    task = await until_final(services, account_id, task, wait)
+    body = success({"taskId": task.id, "task": task_object(task, services.public_url)})
+    headers["Preference-Applied"] = f"wait={wait}"
+    return Response(_WAITED.to_json(_VALIDATE_WAITED.validate_python(body)), media_type=JSON,
+                    headers=headers)  # fmt: skip
 
 
 @get_and_head(
@@ -71,10 +115,12 @@ async def create_generation(request: Request) -> Any:
     "/v1/tasks/{taskId}",
     response_model=TaskObject,
     response_model_exclude_none=True,
-    openapi_extra=_TASK_ID,
+    openapi_extra={"parameters": [_TASK_ID, _WAIT]},
+    responses=responses(InvalidRequest, TaskNotFound),
 )
 async def get_task(request: Request) -> Any:
-    """A task of the calling account: pending, processing, completed (with URLs) or failed."""
+    """A task of the calling account: pending, processing, completed (with URLs) or failed.
+    With ``?wait=N``, answered once it is final or after N seconds."""
     # The id is read from the path here: a declared parameter cost FastAPI more to solve than
     # the rest of this function (it is documented through openapi_extra).
     taskId: str = request.path_params["taskId"]  # noqa: N806
@@ -82,10 +128,118 @@ async def get_task(request: Request) -> Any:
     hashed = key_hash(services.hasher, request.headers.get("authorization"))
     wanted = service.task_id_or_none(taskId) or ""
     row = await services.db.read(lambda tx: store.caller_and_task(tx, hashed, wanted))
-    await admit(request, services, row)  # the key, its IP allowlist and rate limit first
+    caller = await admit(request, services, row)  # the key, its IP allowlist and rate limit first
     assert row is not None  # admit() refuses an unknown key
     task = service.visible(store.view_of(row), taskId)
+    if request.url.query:
+        wait = wait_seconds(request.query_params.get("wait"), "'wait'")
+        if wait is not None:
+            task = await until_final(services, caller.account_id, task, wait)
     return Response(task_json(task, services.public_url), media_type=JSON)
+
+
+@router.get(
+    "/v1/tasks/{taskId}/events",
+    response_class=StreamingResponse,
+    responses={
+        200: {"description": "Server-sent events: `status` with the task object at once and on "
+              "every change; a comment every 15 s; the stream ends after the final status.",
+              "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+        **responses(TaskNotFound),
+    },
+)  # fmt: skip
+async def task_events(taskId: str, caller: Caller, services: ServicesDep) -> StreamingResponse:  # noqa: N803
+    """The task's status as it changes, as server-sent events."""
+    await _owned(services, caller.account_id, taskId)
+    return StreamingResponse(
+        status_events(services, caller.account_id, taskId),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.post(
+    "/v1/tasks/{taskId}/cancel",
+    response_model=TaskObject,
+    response_model_exclude_none=True,
+    responses=responses(InvalidRequest, TaskNotFound),
+)
+async def cancel_task(taskId: str, caller: Caller, services: ServicesDep) -> Response:  # noqa: N803
+    """Cancel a pending or processing task: it fails with code `cancelled` and is refunded."""
+    settings = services.settings
+    async with services.db.transaction() as session:
+        task = await service.cancel(
+            session, services.queue, caller.account_id, taskId, services.clock.now(),
+            settings.callback_retry_delays,
+        )  # fmt: skip
+    return Response(task_json(task, services.public_url), media_type=JSON)
+
+
+async def _owned(services: Services, account_id: str, task_id: str) -> TaskView:
+    wanted = service.task_id_or_none(task_id) or ""
+    found = await services.db.read(lambda tx: store.task_of(tx, account_id, wanted))
+    return service.visible(found, task_id)
+
+
+@get_and_head(
+    router,
+    "/v1/tasks",
+    response_model=TaskListResponse,
+    responses=responses(InvalidRequest),
+)
+async def list_tasks(
+    caller: Caller,
+    services: ServicesDep,
+    status: StatusQuery = None,
+    created_after: UnixTimeQuery = None,
+    created_before: UnixTimeQuery = None,
+    limit: Annotated[int, Query(ge=1, le=listing.MAX_PAGE)] = 20,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> Response:
+    """The account's tasks, newest first; follow `next_cursor` for older ones."""
+    # Tasks show whole seconds: "created after X" is from X + 1 on, "before X" is under X.
+    where = listing.TaskFilter(
+        status=status,
+        created_from=None if created_after is None else created_after + 1,
+        created_before=created_before,
+    )
+    try:
+        async with services.db.sessions() as session:
+            page = await listing.list_tasks(
+                session, caller.account_id, where, cursor=cursor, limit=limit
+            )
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None
+    tasks = [task_object(task, services.public_url) for task in page.tasks]
+    body = success({"tasks": tasks, "next_cursor": page.next_cursor})
+    return Response(_LISTED.to_json(_VALIDATE_LISTED.validate_python(body)), media_type=JSON)
+
+
+@get_and_head(
+    router,
+    "/v1/usage",
+    response_model=UsageResponse,
+    responses=responses(InvalidRequest),
+)
+async def get_usage(
+    caller: Caller,
+    services: ServicesDep,
+    from_: Annotated[
+        str | None, Query(alias="from", pattern=_DATE, description="YYYY-MM-DD (UTC)")
+    ] = None,
+    to: Annotated[
+        str | None, Query(pattern=_DATE, description="YYYY-MM-DD (UTC), inclusive")
+    ] = None,
+    group_by: Annotated[Literal["day", "key", "speed"], Query()] = "day",
+) -> dict[str, Any]:
+    """Tasks created, completed and failed and credits charged, refunded and net, by UTC day,
+    key or rendering speed (tasks and their credits count on the day they were created)."""
+    today = datetime.fromtimestamp(services.clock.now(), UTC).date()
+    first, last = usage.period(from_, to, today)
+    found = await services.db.read(
+        lambda tx: usage.usage(tx, caller.account_id, first, last, group_by)
+    )
+    return success(found.model_dump(by_alias=True))
 
 
 def openapi_components() -> dict[str, Any]:

@@ -86,16 +86,21 @@ class TaskError(BaseModel):
     message: str
 
 
+def _absent(value: object) -> bool:
+    return value is None
+
+
 class TaskObject(BaseModel):
-    """GET /v1/tasks/{taskId}: completed_at and output only when completed, error when failed."""
+    """GET /v1/tasks/{taskId}: completed_at and output only when completed, error when failed
+    (absent otherwise, also where a task is part of a larger body)."""
 
     id: str
     status: Literal["pending", "processing", "completed", "failed"]  # TaskStatus, inline
     model: str
     created_at: int
-    completed_at: int | None = None
-    output: TaskOutput | None = None
-    error: TaskError | None = None
+    completed_at: int | None = Field(default=None, exclude_if=_absent)
+    output: TaskOutput | None = Field(default=None, exclude_if=_absent)
+    error: TaskError | None = Field(default=None, exclude_if=_absent)
 
 
 assert set(get_args(TaskObject.model_fields["status"].annotation)) == set(TaskStatus)
@@ -155,3 +160,62 @@ def _message(error: Any) -> str:
     if kind == "string_type" or kind.startswith("literal") or kind == "string_sub_type":
         return f"'{field}' must be a string."
     return f"'{field}' is invalid."
+
+
+class TaskWithId(BaseModel):
+    """A create answered after ``Prefer: wait=N``: the new task's id and the task as it is then."""
+
+    taskId: str  # noqa: N815 - the wire name
+    task: TaskObject
+
+
+class CreateTaskWaitedResponse(BaseModel):
+    code: int = 200
+    msg: str = "success"
+    data: TaskWithId
+
+
+class TaskList(BaseModel):
+    """GET /v1/tasks: newest first; ``next_cursor`` opens the older ones (null at the end)."""
+
+    tasks: list[TaskObject]
+    next_cursor: str | None
+
+
+class TaskListResponse(BaseModel):
+    code: int = 200
+    msg: str = "success"
+    data: TaskList
+
+
+class UsageCounts(BaseModel):
+    """Tasks and credits of a period: credits are counted for the tasks created in it."""
+
+    tasks_created: int
+    tasks_completed: int
+    tasks_failed: int
+    credits_charged: int
+    credits_refunded: int
+    credits_net: int
+
+
+class UsageRow(UsageCounts):
+    """One group: a UTC day (YYYY-MM-DD), a key's id, or a rendering speed."""
+
+    group: str
+
+
+class Usage(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: str = Field(alias="from", serialization_alias="from")
+    to: str
+    group_by: Literal["day", "key", "speed"]
+    rows: list[UsageRow]
+    total: UsageCounts
+
+
+class UsageResponse(BaseModel):
+    code: int = 200
+    msg: str = "success"
+    data: Usage

@@ -13,3 +13,4 @@ class TaskStatus(StrEnum):
 
 
 IN_FLIGHT = (TaskStatus.PENDING, TaskStatus.PROCESSING)
+FINAL = (TaskStatus.COMPLETED, TaskStatus.FAILED)

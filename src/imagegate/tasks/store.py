@@ -42,6 +42,20 @@ _SPEND_IN_WINDOW = (
 )
 
 
+# Statuses of up to STATUS_BATCH tasks (tasks/watch.py's sweep): one statement text whatever
+# their number (unused places hold ''), so PostgreSQL prepares it once.
+STATUS_BATCH = 200
+_STATUSES = (
+    "SELECT id, status FROM tasks WHERE id IN ("
+    + ", ".join(f":t{n}" for n in range(STATUS_BATCH))
+    + ")"
+)
+
+_TASK_OF = (
+    f"SELECT {_VIEW_COLUMNS} FROM tasks t WHERE t.id = :task_id AND t.account_id = :account_id"
+)
+
+
 @dataclass(frozen=True)
 class TaskView:
     """What the API shows of a task (tasks/presenter.py reads these attributes)."""
@@ -69,7 +83,22 @@ async def caller_and_task(tx: Tx, key_hash: str, task_id: str) -> Row | None:
 
 def view_of(row: Row) -> TaskView | None:
     """The task in a caller_and_task() row."""
-    columns = row[CALLER_WIDTH:]
+    return _view(row[CALLER_WIDTH:])
+
+
+async def task_of(tx: Tx, account_id: str, task_id: str) -> TaskView | None:
+    """The task if it is ``account_id``'s."""
+    row = await tx.one(_TASK_OF, {"task_id": task_id, "account_id": account_id})
+    return None if row is None else _view(row)
+
+
+async def statuses(tx: Tx, task_ids: list[str]) -> dict[str, str]:
+    """The status of each of ``task_ids`` (at most STATUS_BATCH) that exists."""
+    params = {f"t{n}": task_ids[n] if n < len(task_ids) else "" for n in range(STATUS_BATCH)}
+    return {row[0]: row[1] for row in await tx.all(_STATUSES, params)}
+
+
+def _view(columns: Row) -> TaskView | None:
     if columns[0] is None:
         return None
     task_id, status, model, created_at, completed_at, urls, code, message = columns

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import threading
 import time
 from collections.abc import Coroutine, Iterator
@@ -12,6 +13,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx
 
 from harness import Account, Server, running_server
 from imagegate.config import Settings
@@ -91,21 +95,46 @@ class Reply:
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds before answering (to provoke client timeouts)
+    # Sent a piece at a time, ``chunk_delay`` seconds apart, instead of ``body``: a live stream.
+    chunks: list[bytes] | None = None
+    chunk_delay: float = 0.0
+    forward: bool = False  # answer with what the upstream answers (WireServer's upstream)
+    drop: bool = False  # close the connection without an answer (after forwarding, if forward)
+
+
+#: Forward the request to the upstream and answer with its response.
+FORWARD = Reply(0, forward=True)
+#: Forward the request (the upstream acts on it), then drop the connection: a lost response.
+LOST = Reply(0, forward=True, drop=True)
+#: Drop the connection without forwarding (nothing reaches a server).
+DROPPED = Reply(0, drop=True)
 
 
 @dataclass
 class Seen:
     method: str
-    path: str
+    path: str  # without the query
     at: float  # time.monotonic()
+    query: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)  # names in lower case
+    body: bytes = b""
+    answered: dict[str, str] = field(default_factory=dict)  # the reply's headers, lower case
+    done: float = 0.0  # time.monotonic() when the reply was sent
+
+
+_HOP_BY_HOP = {"connection", "content-length", "transfer-encoding", "content-encoding", "host"}
 
 
 class WireServer:
     """A loopback HTTP server that answers the n-th request with ``replies[n]`` (the last one
-    again when they run out): another server with the reference's wire format."""
+    again when they run out): another server with the reference's wire format. With
+    ``upstream`` (a base URL), FORWARD and LOST replies pass requests on to it: a proxy that
+    counts, delays or loses what goes through."""
 
-    def __init__(self, replies: list[Reply]) -> None:
+    def __init__(self, replies: list[Reply], upstream: str | None = None) -> None:
         self.replies, self.seen = replies, list[Seen]()
+        self.upstream = upstream
+        self._lock = threading.Lock()
         wire = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -123,16 +152,49 @@ class WireServer:
 
     def _answer(self, handler: BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("content-length") or 0)
-        handler.rfile.read(length)
-        self.seen.append(Seen(handler.command, handler.path, time.monotonic()))
-        reply = self.replies[min(len(self.seen), len(self.replies)) - 1]
+        body = handler.rfile.read(length)
+        parts = urlsplit(handler.path)
+        seen = Seen(
+            handler.command, parts.path, time.monotonic(), dict(parse_qsl(parts.query)),
+            {name.lower(): value for name, value in handler.headers.items()}, body,
+        )  # fmt: skip
+        with self._lock:
+            self.seen.append(seen)
+            reply = self.replies[min(len(self.seen), len(self.replies)) - 1]
         time.sleep(reply.delay)
+        if reply.forward:
+            reply = self._forwarded(handler, body, reply.drop)
+        if reply.drop:
+            handler.close_connection = True
+            return
         handler.send_response(reply.status)
-        for name, value in {"Content-Type": "application/json", **reply.headers}.items():
+        headers = {"Content-Type": "application/json", **reply.headers}
+        seen.answered = {name.lower(): value for name, value in headers.items()}
+        for name, value in headers.items():
             handler.send_header(name, value)
-        handler.send_header("Content-Length", str(len(reply.body)))
+        if reply.chunks is None:
+            handler.send_header("Content-Length", str(len(reply.body)))
         handler.end_headers()
-        handler.wfile.write(reply.body)
+        try:
+            if reply.chunks is None:
+                handler.wfile.write(reply.body)
+            for chunk in reply.chunks or []:
+                handler.wfile.write(chunk)
+                handler.wfile.flush()
+                time.sleep(reply.chunk_delay)
+        except OSError:  # the client went away
+            pass
+        seen.done = time.monotonic()
+
+    def _forwarded(self, handler: BaseHTTPRequestHandler, body: bytes, drop: bool) -> Reply:
+        assert self.upstream is not None, "a FORWARD reply needs an upstream"
+        headers = {k: v for k, v in handler.headers.items() if k.lower() not in _HOP_BY_HOP}
+        response = httpx.request(
+            handler.command, self.upstream + handler.path, headers=headers, content=body,
+            timeout=120,
+        )  # fmt: skip
+        kept = {k: v for k, v in response.headers.items() if k.lower() not in _HOP_BY_HOP}
+        return Reply(response.status_code, response.content, kept, drop=drop)
 
     def __enter__(self) -> WireServer:
         threading.Thread(target=self._http.serve_forever, daemon=True).start()
@@ -153,3 +215,34 @@ TASK = (
     b'"completed_at":1781000020,"output":{"urls":["https://files.example/a.png"],'
     b'"metadata":{"model":"ideogram-ai/ideogram-v4"}}}'
 )
+
+
+def task_json(
+    status: str = "completed", task_id: str = "t1", created_at: int = 1781000000
+) -> bytes:
+    """A task object in ``status`` (a completed one has TASK's output, a failed one an error)."""
+    body: dict[str, Any] = {
+        "id": task_id, "status": status, "model": "ideogram-v4", "created_at": created_at,
+    }  # fmt: skip
+    if status == "completed":
+        body["completed_at"] = created_at + 20
+        body["output"] = {
+            "urls": ["https://files.example/a.png"],
+            "metadata": {"model": "ideogram-ai/ideogram-v4"},
+        }
+    elif status == "failed":
+        body["error"] = {"code": "cancelled", "message": "The task was cancelled."}
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def success(data: Any) -> bytes:
+    """The success envelope around ``data`` (bytes of JSON, or an object)."""
+    raw = data.decode() if isinstance(data, bytes) else json.dumps(data)
+    return f'{{"code":200,"msg":"success","data":{raw}}}'.encode()
+
+
+def status_event(task: bytes) -> bytes:
+    return b"event: status\ndata: " + task + b"\n\n"
+
+
+EVENT_STREAM = {"Content-Type": "text/event-stream"}

@@ -13,6 +13,7 @@ from imagegate.config import Settings
 from imagegate_client import (
     PRICES,
     AsyncClient,
+    InvalidRequestError,
     TaskFailedError,
     TaskNotFoundError,
     WaitTimeoutError,
@@ -70,3 +71,28 @@ async def test_wait_times_out_then_resumes(settings: Settings) -> None:
             ids = [await client.create(f"poster {n}") for n in range(3)]
             done = await asyncio.gather(*(client.wait(i, timeout=30) for i in ids))
             assert [task.status for task in done] == ["completed"] * 3
+
+
+async def test_events_cancel_tasks_and_usage(settings: Settings) -> None:
+    provider = HeldProvider()
+    async with running_server(settings, {"ideogram-v4": provider}) as server:
+        account = await server.account()
+        async with AsyncClient(base_url=server.base_url, api_key=account.key) as client:
+            followed, cancelled = await client.create("a held poster"), await client.create("b")
+            events = client.events(followed, timeout=30)
+            first = await anext(events)
+            assert first.status in ("pending", "processing")
+            task = await client.cancel(cancelled)
+            assert task.error is not None
+            assert task.error.code == "cancelled"
+            with pytest.raises(InvalidRequestError):
+                await client.cancel(cancelled)
+            provider.release()
+            states = [first, *[task async for task in events]]
+            assert states[-1].status == "completed"
+            listed = [task.id async for task in client.tasks(page_size=1)]
+            assert listed == [cancelled, followed]
+            usage = await client.usage(group_by="speed")
+            [row] = usage.rows
+            assert (row.group, row.tasks_created, row.tasks_failed) == ("BALANCED", 2, 1)
+            assert usage.total.credits_net == PRICES["BALANCED"]

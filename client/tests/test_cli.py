@@ -6,15 +6,18 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from cli_support import cli_env, run_piped
 from harness import Account, free_port
+from imagegate.config import Settings
 from imagegate.keys.policy import PolicyChange
-from imagegate_client import Client
-from sdk_support import Live
+from imagegate_client import PRICES, Client
+from sdk_support import HeldProvider, Live, Reply, WireServer, error_reply, live_server, success
 
 FAIL = "a poster [simulate:upstream_error]"
 
@@ -122,10 +125,120 @@ def test_no_server_and_no_key() -> None:
 def test_help_lists_client_and_server_commands_and_server_commands_are_handed_over() -> None:
     env = cli_env("http://127.0.0.1:1", "sk-x")
     shown = run_piped("--help", env=env).stdout
-    for command in ("generate", "credits", "task", "serve", "worker", "db", "admin"):
+    commands = ("generate", "credits", "task", "tasks", "cancel", "usage", "serve", "worker", "db")
+    for command in (*commands, "admin"):
         assert re.search(rf"^ +{command} ", shown, re.MULTILINE), shown
     server = run_piped("db", "--help", env=env)
     assert server.returncode == 0
     assert "upgrade" in server.stdout
     unknown = run_piped("frobnicate", env=env)
     assert unknown.returncode != 0
+
+
+def test_tasks_lists_newest_first(live: Live, account: Account, client: Client) -> None:
+    env = cli_env(live.base_url, account.key)
+    empty = run_piped("tasks", env=env)
+    assert (empty.returncode, empty.stdout, empty.stderr) == (0, "", "no tasks\n")
+    done = client.generate("a cat")
+    failed = client.wait(client.create(FAIL))
+    run = run_piped("tasks", env=env)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert [line.split()[:2] for line in lines] == [[failed.id, "failed"], [done.id, "completed"]]
+    created = datetime.fromtimestamp(done.created_at, UTC).isoformat(timespec="seconds")
+    assert lines[1] == f"{done.id}  completed   {created}  ideogram-v4"
+    assert run_piped("tasks", "--limit", "1", env=env).stdout == lines[0] + "\n"
+    assert run_piped("tasks", "--status", "completed", env=env).stdout == lines[1] + "\n"
+    raw = json.loads(run_piped("tasks", "--json", env=env).stdout)
+    assert raw == [failed.model_dump(exclude_none=True), done.model_dump(exclude_none=True)]
+    bad = run_piped("tasks", "--limit", "0", env=env)
+    assert bad.returncode == 2
+    assert "--limit" in bad.stderr
+
+
+def test_usage_is_a_table_or_json(live: Live, account: Account, client: Client) -> None:
+    env = cli_env(live.base_url, account.key)
+    client.generate("a cat", rendering_speed="TURBO")
+    client.wait(client.create(FAIL, rendering_speed="QUALITY"))
+    usage = client.usage(group_by="speed")
+    run = run_piped("usage", "--group-by", "speed", env=env)
+    assert run.returncode == 0, run.stderr
+    turbo, quality = PRICES["TURBO"], PRICES["QUALITY"]
+    assert run.stdout.splitlines() == [
+        f"{usage.from_} to {usage.to}, by speed",
+        "speed    tasks  completed  failed  charged  refunded  net",
+        f"QUALITY      1          0       1       {quality}        {quality}    0",
+        f"TURBO        1          1       0       {turbo}         0   {turbo}",
+        f"total        2          1       1       {turbo + quality}        {quality}   {turbo}",
+    ]
+    day = usage.to.isoformat()
+    raw = run_piped("usage", "--from", day, "--to", day, "--json", env=env)
+    assert json.loads(raw.stdout) == client.usage(from_=day, to=day).model_dump(
+        mode="json", by_alias=True
+    )
+    assert json.loads(raw.stdout)["rows"][0]["group"] == day
+    bad = run_piped("usage", "--from", "2026-13-01", env=env)
+    assert bad.returncode == 2
+    assert "YYYY-MM-DD" in bad.stderr
+    backwards = run_piped("usage", "--from", day, "--to", "2000-01-01", env=env)
+    one_error_line(backwards, "invalid_request")
+    assert backwards.returncode == 10
+
+
+@pytest.fixture
+def held(settings: Settings) -> Iterator[Live]:
+    provider = HeldProvider()
+    with live_server(settings, {"ideogram-v4": provider}) as running:
+        try:
+            yield running
+        finally:
+            provider.release()
+
+
+def test_cancel(held: Live) -> None:
+    account = held.account()
+    env = cli_env(held.base_url, account.key)
+    with Client(base_url=held.base_url, api_key=account.key) as client:
+        task_id = client.create("a held poster")
+        other = client.create("another held poster")
+    run = run_piped("cancel", task_id, env=env)
+    assert run.returncode == 0, run.stderr
+    assert re.match(rf"task: +{task_id}\nstatus: +failed\n", run.stdout)
+    assert "\nerror:     cancelled: " in run.stdout
+    raw = run_piped("cancel", other, "--json", env=env)
+    assert json.loads(raw.stdout)["error"]["code"] == "cancelled"
+    again = run_piped("cancel", task_id, env=env)
+    one_error_line(again, "invalid_request")
+    assert again.returncode == 10
+    unknown = run_piped("cancel", "no-such-task", env=env)
+    one_error_line(unknown, "task_not_found")
+    assert unknown.returncode == 15
+    assert run_piped("credits", env=env).stdout == "1000 credits\n"
+
+
+def test_generate_long_polls_a_server_without_live_status(tmp_path: Path) -> None:
+    with WireServer([]) as wire:
+        task = {
+            "id": "t1", "status": "completed", "model": "ideogram-v4", "created_at": 1781000000,
+            "completed_at": 1781000001,
+            "output": {"urls": [f"{wire.base_url}/a.png"], "metadata": {"model": "m"}},
+        }  # fmt: skip
+        wire.replies = [
+            Reply(200, success({"taskId": "t1"})),
+            error_reply(404, "invalid_request", "invalid_request_error"),  # no /events here
+            Reply(200, json.dumps(task).encode()),
+            Reply(200, b"\x89PNG image", {"Content-Type": "image/png"}),
+        ]
+        run = run_piped(
+            "generate", "a cat", "-o", "cat.png", env=cli_env(wire.base_url, "sk-x"), cwd=tmp_path
+        )
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.splitlines()[-1].startswith("task t1: completed")
+    assert (tmp_path / "cat.png").read_bytes() == b"\x89PNG image"
+    assert [(seen.method, seen.path) for seen in wire.seen] == [
+        ("POST", "/v1/images/generations"),
+        ("GET", "/v1/tasks/t1/events"),
+        ("GET", "/v1/tasks/t1"),
+        ("GET", "/a.png"),
+    ]
+    assert "wait" in wire.seen[2].query

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from PIL import Image
 
@@ -16,11 +19,14 @@ from imagegate_client import (
     APIError,
     Client,
     ImagegateError,
+    InvalidRequestError,
     Task,
     TaskFailedError,
+    TaskNotFoundError,
+    UsageCounts,
     WaitTimeoutError,
 )
-from sdk_support import HeldProvider, Live, live_server
+from sdk_support import FORWARD, LOST, HeldProvider, Live, WireServer, live_server
 
 FAIL = "a poster [simulate:upstream_error]"
 
@@ -136,3 +142,161 @@ def test_a_task_id_cannot_escape_its_path(client: Client) -> None:
     with pytest.raises(APIError) as error:  # quoted: never GET /v1/credits
         client.get("../credits")
     assert error.value.status_code in (400, 404)
+
+
+# API round 2: idempotent creates, waiting on the server, live status, cancel, list, usage.
+
+
+def test_a_create_whose_answer_was_lost_is_retried_and_charged_once(
+    live: Live, account: Account
+) -> None:
+    # The proxy passes the first create on to imagegate, which makes the task, and loses the
+    # answer: the SDK sends it again with the same Idempotency-Key and gets the same task.
+    with WireServer([LOST, FORWARD], upstream=live.base_url) as proxy:
+        with Client(base_url=proxy.base_url, api_key=account.key) as client:
+            task_id = client.create("a cat", rendering_speed="TURBO")
+            assert client.wait(task_id).status == "completed"
+            assert [task.id for task in client.tasks()] == [task_id]
+            assert client.credits().credits == 1000 - PRICES["TURBO"]
+    first, again = proxy.seen[:2]
+    assert (first.method, again.method) == ("POST", "POST")
+    assert first.headers["idempotency-key"] == again.headers["idempotency-key"]
+    assert again.answered.get("idempotent-replayed") == "true"
+
+
+def test_the_same_idempotency_key_makes_one_task(client: Client) -> None:
+    first = client.create("a cat", rendering_speed="TURBO", idempotency_key="order-42")
+    assert client.create("a cat", rendering_speed="TURBO", idempotency_key="order-42") == first
+    assert client.generate("a cat", rendering_speed="TURBO", idempotency_key="order-42").id == first
+    with pytest.raises(InvalidRequestError):  # the same key for another request
+        client.create("a dog", rendering_speed="TURBO", idempotency_key="order-42")
+    assert client.create("a cat", rendering_speed="TURBO") != first  # a key of its own
+    assert client.credits().credits == 1000 - 2 * PRICES["TURBO"]
+
+
+def test_generate_is_answered_by_the_create_it_waits_on(live: Live, account: Account) -> None:
+    with WireServer([FORWARD], upstream=live.base_url) as proxy:
+        with Client(base_url=proxy.base_url, api_key=account.key) as client:
+            task = client.generate("a cat", timeout=30)
+    assert task.status == "completed"
+    [create] = proxy.seen  # no poll needed
+    assert create.headers["prefer"] in ("wait=29", "wait=30")
+    assert create.answered["preference-applied"] == create.headers["prefer"]
+
+
+def test_wait_is_one_long_poll_answered_when_the_task_ends(
+    held: tuple[Live, HeldProvider],
+) -> None:
+    live, provider = held
+    account = live.account()
+    with WireServer([FORWARD], upstream=live.base_url) as proxy:
+        with Client(base_url=proxy.base_url, api_key=account.key) as client:
+            task_id = client.create("a held poster")
+            release = threading.Timer(0.5, provider.release)
+            release.start()
+            try:
+                task = client.wait(task_id, timeout=30)
+            finally:
+                release.cancel()
+    assert task.status == "completed"
+    [poll] = [seen for seen in proxy.seen if seen.method == "GET"]
+    assert poll.query["wait"] in ("29", "30")
+    assert poll.done - poll.at >= 0.4  # held by the server until the task completed
+
+
+def test_events_follow_a_task_until_it_ends(held: tuple[Live, HeldProvider]) -> None:
+    live, provider = held
+    with Client(base_url=live.base_url, api_key=live.account().key) as client:
+        task_id = client.create("a held poster")
+        events = client.events(task_id, timeout=30)
+        first = next(events)
+        assert first.id == task_id
+        assert first.status in ("pending", "processing")
+        provider.release()
+        rest = list(events)
+        states = [first, *rest]
+        assert states[-1].status == "completed"
+        assert states[-1] == client.get(task_id)
+        assert all(a != b for a, b in zip(states, states[1:], strict=False))
+        assert [task.status for task in client.events(task_id)] == ["completed"]  # at once
+        with pytest.raises(TaskNotFoundError):
+            next(client.events("no-such-task"))
+
+
+def test_cancel_refunds_a_running_task_and_refuses_a_final_one(
+    held: tuple[Live, HeldProvider],
+) -> None:
+    live, _provider = held
+    account = live.account()
+    with Client(base_url=live.base_url, api_key=account.key) as client:
+        task_id = client.create("a held poster", rendering_speed="QUALITY")
+        assert client.credits().credits == 1000 - PRICES["QUALITY"]
+        task = client.cancel(task_id)
+        assert (task.id, task.status) == (task_id, "failed")
+        assert task.error is not None
+        assert task.error.code == "cancelled"
+        assert task.output is None
+        assert client.get(task_id) == task
+        assert client.wait(task_id) == task
+        assert client.credits().credits == 1000
+        with pytest.raises(InvalidRequestError, match="already failed"):
+            client.cancel(task_id)
+        with pytest.raises(TaskNotFoundError):
+            client.cancel("no-such-task")
+    with Client(base_url=live.base_url, api_key=live.account().key) as stranger:
+        with pytest.raises(TaskNotFoundError):
+            stranger.cancel(task_id)
+
+
+def test_tasks_lists_newest_first_across_pages_and_filters(client: Client) -> None:
+    created = [client.create(f"poster {n}", rendering_speed="TURBO") for n in range(4)]
+    created.append(client.create(FAIL, rendering_speed="TURBO"))
+    for task_id in created:
+        client.wait(task_id)
+    listed = list(client.tasks(page_size=2))
+    assert [task.id for task in listed] == created[::-1]
+    assert listed[1] == client.get(created[3])
+    assert [task.id for task in client.tasks(status="failed")] == [created[-1]]
+    assert list(client.tasks(status="pending")) == []
+    oldest = listed[-1].created_at
+    assert [task.id for task in client.tasks(created_before=oldest)] == []
+    assert len(list(client.tasks(created_after=oldest - 1, page_size=100))) == 5
+
+
+def test_the_last_page_of_tasks_says_next_cursor_null(live: Live, account: Account) -> None:
+    # The wire contract: "next_cursor": "..." or null (the SDK takes an absent one as null).
+    response = httpx.get(f"{live.base_url}/v1/tasks", headers=account.headers, timeout=30)
+    assert response.status_code == 200
+    assert response.json()["data"] == {"tasks": [], "next_cursor": None}
+
+
+def test_usage_counts_tasks_and_credits_by_day_speed_and_key(
+    client: Client, account: Account
+) -> None:
+    client.generate("a cat", rendering_speed="TURBO")
+    with pytest.raises(TaskFailedError):
+        client.generate(FAIL, rendering_speed="BALANCED")
+    usage = client.usage()
+    assert usage.group_by == "day"
+    assert usage.from_ == usage.to - timedelta(days=29)
+    expected = UsageCounts(
+        tasks_created=2, tasks_completed=1, tasks_failed=1,
+        credits_charged=PRICES["TURBO"] + PRICES["BALANCED"],
+        credits_refunded=PRICES["BALANCED"], credits_net=PRICES["TURBO"],
+    )  # fmt: skip
+    [today] = usage.rows
+    assert today.group == usage.to.isoformat()
+    assert UsageCounts.model_validate(today.model_dump()) == expected
+    assert usage.total == expected
+    by_speed = client.usage(from_=usage.to, to=usage.to, group_by="speed")
+    assert {row.group: row.credits_net for row in by_speed.rows} == {
+        "BALANCED": 0,
+        "TURBO": PRICES["TURBO"],
+    }
+    by_key = client.usage(group_by="key")
+    assert [row.group for row in by_key.rows] == [account.key_id]
+    yesterday = usage.to - timedelta(days=1)
+    empty = client.usage(from_=yesterday, to=yesterday.isoformat())
+    assert (empty.rows, empty.total.tasks_created) == ([], 0)
+    with pytest.raises(InvalidRequestError):
+        client.usage(from_=usage.to, to=yesterday)  # from after to

@@ -12,13 +12,24 @@ from pydantic import BaseModel
 
 from harness import Server
 from imagegate import errors as server_errors
-from imagegate_client import APIError, Credits, Task, TaskError, TaskOutput
+from imagegate_client import (
+    APIError,
+    Credits,
+    Task,
+    TaskError,
+    TaskOutput,
+    Usage,
+    UsageCounts,
+    UsageRow,
+)
 from imagegate_client._exceptions import error_from_response
 from imagegate_client._models import (
     CreateTaskRequest,
     GenerationInput,
     TaskCreated,
+    TaskList,
     TaskOutputMetadata,
+    TaskWithId,
 )
 
 # Server schema name -> the SDK model that must have its shape.
@@ -30,6 +41,11 @@ PAIRS: dict[str, type[BaseModel]] = {
     "TaskCreated": TaskCreated,
     "CreateTaskRequest": CreateTaskRequest,
     "GenerationInput": GenerationInput,
+    "TaskWithId": TaskWithId,
+    "TaskList": TaskList,
+    "UsageCounts": UsageCounts,
+    "UsageRow": UsageRow,
+    "Usage": Usage,
 }
 SERVER_NAME = {model.__name__: name for name, model in PAIRS.items()}
 
@@ -80,17 +96,42 @@ def response_schema(openapi: dict[str, Any], path: str, method: str) -> dict[str
     return schema
 
 
+def ref_name(schema: dict[str, Any]) -> str:
+    ref: str = schema["$ref"]
+    return ref.rsplit("/", 1)[1]
+
+
+def enveloped(openapi: dict[str, Any], envelope: dict[str, Any]) -> str:
+    """The schema name of the data of a success envelope {"code", "msg", "data"}."""
+    properties = openapi["components"]["schemas"][ref_name(envelope)]["properties"]
+    assert set(properties) == {"code", "msg", "data"}
+    return ref_name(properties["data"])
+
+
 def test_the_endpoints_the_sdk_calls_answer_with_those_models(openapi: dict[str, Any]) -> None:
-    assert response_schema(openapi, "/v1/tasks/{taskId}", "get") == {
-        "$ref": "#/components/schemas/TaskObject"
-    }
-    created = response_schema(openapi, "/v1/images/generations", "post")["$ref"].rsplit("/", 1)[1]
-    data = openapi["components"]["schemas"][created]["properties"]["data"]
-    assert data == {"$ref": "#/components/schemas/TaskCreated"}
-    body = openapi["paths"]["/v1/images/generations"]["post"]["requestBody"]
+    paths = openapi["paths"]
+    for path, method in (("/v1/tasks/{taskId}", "get"), ("/v1/tasks/{taskId}/cancel", "post")):
+        assert response_schema(openapi, path, method) == {"$ref": "#/components/schemas/TaskObject"}
+    # A create answers {"taskId"}, or {"taskId", "task"} when asked to wait.
+    created = response_schema(openapi, "/v1/images/generations", "post")["anyOf"]
+    assert sorted(enveloped(openapi, option) for option in created) == ["TaskCreated", "TaskWithId"]
+    create = paths["/v1/images/generations"]["post"]
+    body = create["requestBody"]
     assert body["content"]["application/json"]["schema"]["$ref"].endswith("/CreateTaskRequest")
+    headers = {p["name"] for p in create["parameters"] if p["in"] == "header"}
+    assert {"Idempotency-Key", "Prefer"} <= headers
+    wait = [p for p in paths["/v1/tasks/{taskId}"]["get"]["parameters"] if p["name"] == "wait"]
+    assert wait[0]["schema"]["maximum"] == 60
+    assert enveloped(openapi, response_schema(openapi, "/v1/tasks", "get")) == "TaskList"
+    assert enveloped(openapi, response_schema(openapi, "/v1/usage", "get")) == "Usage"
+    query = {p["name"] for p in paths["/v1/tasks"]["get"]["parameters"]}
+    assert query == {"status", "created_after", "created_before", "limit", "cursor"}
+    query = {p["name"] for p in paths["/v1/usage"]["get"]["parameters"]}
+    assert query == {"from", "to", "group_by"}
+    events = paths["/v1/tasks/{taskId}/events"]["get"]["responses"]["200"]["content"]
+    assert "text/event-stream" in events
     for path in ("/v1/credits", "/v1/webhooks/secret"):
-        assert "get" in openapi["paths"][path]
+        assert "get" in paths[path]
 
 
 async def test_credits_matches_the_server(server: Server, openapi: dict[str, Any]) -> None:

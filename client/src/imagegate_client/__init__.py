@@ -53,6 +53,10 @@ if TYPE_CHECKING:
         TaskError,
         TaskOutput,
         TaskStatus,
+        Usage,
+        UsageCounts,
+        UsageGroup,
+        UsageRow,
     )
     from imagegate_client._webhooks import verify_callback
 
@@ -89,6 +93,10 @@ _LAZY: dict[str, str] = {
     "TaskError": "imagegate_client._models",
     "TaskOutput": "imagegate_client._models",
     "TaskStatus": "imagegate_client._models",
+    "Usage": "imagegate_client._models",
+    "UsageCounts": "imagegate_client._models",
+    "UsageGroup": "imagegate_client._models",
+    "UsageRow": "imagegate_client._models",
     "verify_callback": "imagegate_client._webhooks",
 }
 
@@ -123,6 +131,10 @@ __all__ = [
     "TaskOutput",
     "TaskStatus",
     "UpstreamError",
+    "Usage",
+    "UsageCounts",
+    "UsageGroup",
+    "UsageRow",
     "WaitTimeoutError",
     "WebhookVerificationError",
     "__version__",

@@ -17,7 +17,7 @@ ImagegateError
 │   ├── InternalServerError         500 internal_error, and any other 5xx
 │   └── UpstreamError               503 upstream_error
 ├── TaskFailedError             generate(): the task ended failed (.task .code .message)
-├── WaitTimeoutError            wait(): still running at the deadline (.task_id .task)
+├── WaitTimeoutError            wait(), events(): not final at the deadline (.task_id .task)
 └── WebhookVerificationError    verify_callback(): not a genuine, fresh callback
 
 ImagegateError itself is raised for a client without an API key, and for a response body the SDK
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 class ImagegateError(Exception):
     """The base of every exception this package raises."""
 
-    #: Whether a retry of the same safe call may succeed (rate limits, 5xx, network trouble).
+    #: Whether a retry of the same call may succeed (rate limits, 5xx, network trouble).
     retryable: ClassVar[bool] = False
 
 

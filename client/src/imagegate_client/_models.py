@@ -3,14 +3,17 @@ fields does not break the SDK; tests compare these models with imagegate's /open
 
 from __future__ import annotations
 
-from typing import Literal, TypedDict
+from datetime import date
+from typing import Any, Literal, TypedDict
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 TaskStatus = Literal["pending", "processing", "completed", "failed"]
 Size = Literal["1:1", "3:4", "9:16", "4:3", "16:9"]
 RenderingSpeed = Literal["TURBO", "BALANCED", "QUALITY"]
 OutputFormat = Literal["jpeg", "png"]
+#: How usage() groups its rows: by UTC day, by API key id, or by rendering speed.
+UsageGroup = Literal["day", "key", "speed"]
 
 DEFAULT_MODEL = "ideogram-v4"
 #: Credits per image by rendering speed, from the reference's price table (size and format do
@@ -75,6 +78,64 @@ class TaskCreated(_Model):
     task_id: str = Field(alias="taskId")
 
 
+class TaskWithId(_Model):
+    """The data of POST /v1/images/generations sent with ``Prefer: wait=N``: the task's id and
+    the task as it was when the server answered."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    task_id: str = Field(alias="taskId")
+    task: Task
+
+
+class TaskList(_Model):
+    """The data of GET /v1/tasks: a page of tasks, newest first; ``next_cursor`` asks for the
+    next (older) page, None on the last one."""
+
+    tasks: list[Task]
+    next_cursor: str | None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _last_page_may_omit_the_cursor(cls, data: Any) -> Any:
+        # A server that leaves out null fields ends its last page without next_cursor.
+        if isinstance(data, dict) and "next_cursor" not in data:
+            return {**data, "next_cursor": None}
+        return data
+
+
+class UsageCounts(_Model):
+    """Tasks and credits of a period (or of one group of it). A task and its credits count on
+    the UTC day it was created; ``credits_net`` is charged minus refunded."""
+
+    tasks_created: int
+    tasks_completed: int
+    tasks_failed: int
+    credits_charged: int
+    credits_refunded: int
+    credits_net: int
+
+
+class UsageRow(UsageCounts):
+    """One group of a Usage: ``group`` is a UTC day (YYYY-MM-DD), a key's id, or a rendering
+    speed (TURBO, BALANCED, QUALITY), by the Usage's ``group_by``."""
+
+    group: str
+
+
+class Usage(_Model):
+    """GET /v1/usage: the account's usage over the UTC days ``from_`` to ``to`` (inclusive), one
+    row per group, and the ``total``."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: date = Field(alias="from")
+    to: date
+    group_by: UsageGroup
+    rows: list[UsageRow]
+    total: UsageCounts
+
+
 class WebhookSecret(_Model):
     """The data of GET /v1/webhooks/secret (imagegate's own endpoint)."""
 
@@ -101,10 +162,14 @@ class CreateTaskRequest(_Model):
 
 class CreateOptions(TypedDict, total=False):
     """The optional arguments of create() and generate(); None or absent means the server's
-    default (1:1, BALANCED, jpeg, no callback, ideogram-v4)."""
+    default (1:1, BALANCED, jpeg, no callback, ideogram-v4). ``idempotency_key`` is sent as the
+    Idempotency-Key header (1 to 255 printable ASCII characters; default: a new random key per
+    call): within 24 hours, a create sent again with the same key and body answers with the
+    same task, charged once."""
 
     size: Size | None
     rendering_speed: RenderingSpeed | None
     output_format: OutputFormat | None
     callback_url: str | None
     model: str
+    idempotency_key: str | None

@@ -1,8 +1,9 @@
 """The `imagegate` command, shared by client and server.
 
-Client commands run here: ``generate``, ``credits`` and ``task``. Every other command (serve,
-worker, db, admin) belongs to the server package and is handed to its CLI, argv untouched, when
-it is installed. This module imports the standard library alone until a command runs.
+Client commands run here: ``generate``, ``credits``, ``task``, ``tasks``, ``cancel`` and
+``usage``. Every other command (serve, worker, db, admin) belongs to the server package and is
+handed to its CLI, argv untouched, when it is installed. This module imports the standard
+library alone until a command runs.
 
 Exit codes: 0 success; 1 any other error; 2 usage or configuration (no API key); 3 the task
 failed; 4 the task was still running at --timeout; 5 no response (connection or timeout);
@@ -16,16 +17,19 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import itertools
 import json
 import sys
-from datetime import UTC, datetime
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from imagegate_client import Client, ImagegateError, OutputFormat
+    from imagegate_client import Client, ImagegateError, OutputFormat, Task, Usage
 
-CLIENT_COMMANDS = ("generate", "credits", "task")
+CLIENT_COMMANDS = ("generate", "credits", "task", "tasks", "cancel", "usage")
 EXIT_CODES = {
     "TaskFailedError": 3, "WaitTimeoutError": 4, "APIConnectionError": 5,
     "InvalidRequestError": 10, "AuthenticationError": 11, "InsufficientCreditsError": 12,
@@ -35,6 +39,12 @@ EXIT_CODES = {
 }  # fmt: skip
 SPEEDS = ("TURBO", "BALANCED", "QUALITY")
 SIZES = ("1:1", "3:4", "9:16", "4:3", "16:9")
+STATUSES = ("pending", "processing", "completed", "failed")
+GROUPS = ("day", "key", "speed")
+USAGE_COLUMNS = (
+    ("tasks", "tasks_created"), ("completed", "tasks_completed"), ("failed", "tasks_failed"),
+    ("charged", "credits_charged"), ("refunded", "credits_refunded"), ("net", "credits_net"),
+)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,7 +91,26 @@ def parser() -> argparse.ArgumentParser:
     task = commands.add_parser("task", help="Show a task: status, image URLs or error.")
     task.add_argument("task_id")
     task.add_argument("--json", action="store_true", help="print the task object as JSON")
-    for command in (generate, credits, task):
+    tasks = commands.add_parser("tasks", help="List the account's tasks, newest first.")
+    tasks.add_argument("--status", choices=STATUSES, help="only tasks with this status")
+    tasks.add_argument(
+        "--limit", type=_positive, default=20, help="at most this many (default: %(default)s)"
+    )
+    tasks.add_argument("--json", action="store_true", help="print a JSON array of task objects")
+    cancel = commands.add_parser("cancel", help="Cancel a pending or processing task (refunded).")
+    cancel.add_argument("task_id")
+    cancel.add_argument("--json", action="store_true", help="print the task object as JSON")
+    usage = commands.add_parser("usage", help="Show tasks and credits by day, key or speed.")
+    usage.add_argument(
+        "--from",
+        dest="from_",
+        type=_day,
+        help="first UTC day, YYYY-MM-DD (default: 29 days before --to)",
+    )
+    usage.add_argument("--to", type=_day, help="last UTC day, YYYY-MM-DD (default: today)")
+    usage.add_argument("--group-by", choices=GROUPS, default="day", help="default: %(default)s")
+    usage.add_argument("--json", action="store_true", help="print the usage object as JSON")
+    for command in (generate, credits, task, tasks, cancel, usage):
         command.add_argument("--base-url", help="default: IMAGEGATE_BASE_URL")
         command.add_argument("--api-key", help="default: IMAGEGATE_API_KEY")
     return root
@@ -107,7 +136,10 @@ def _run(args: argparse.Namespace) -> int:
     except ImagegateError:  # no API key: a usage error, not an answer of the API
         print("error: no API key: pass --api-key or set IMAGEGATE_API_KEY", file=sys.stderr)
         return 2
-    command = {"generate": _generate, "credits": _credits, "task": _task}[args.command]
+    command = {
+        "generate": _generate, "credits": _credits, "task": _task, "tasks": _tasks,
+        "cancel": _cancel, "usage": _usage,
+    }[args.command]  # fmt: skip
     try:
         with client:
             return command(client, args)
@@ -137,13 +169,35 @@ def _generate(client: Client, args: argparse.Namespace) -> int:
     )
     try:
         with Progress(sys.stderr, task_id) as progress:
-            task = finished(client.wait(task_id, timeout=args.timeout, on_poll=progress.update))
+            task = finished(_follow(client, task_id, args.timeout, progress.update))
         path = client.download(task, args.output or Path(f"{task_id}.{EXTENSIONS[output_format]}"))
     except KeyboardInterrupt:
         print(f"\ninterrupted; the task keeps running: imagegate task {task_id}", file=sys.stderr)
         return 130
     print(f"{path}  ({PRICES[args.speed]} credits)")
     return 0
+
+
+def _follow(client: Client, task_id: str, timeout: float, show: Callable[[Task], None]) -> Task:
+    """The task once final, each status shown as it changes (server-sent events); long-polled
+    instead where the events fail (a server without them)."""
+    from imagegate_client import ImagegateError, WaitTimeoutError
+
+    started = time.monotonic()
+    try:
+        for task in client.events(task_id, timeout=timeout):
+            show(task)
+            if task.finished:
+                return task
+    except WaitTimeoutError:
+        raise
+    except ImagegateError:
+        pass  # wait() raises the error again if it is not about the event stream
+    remaining = max(0.0, timeout - (time.monotonic() - started))
+    try:
+        return client.wait(task_id, timeout=remaining, on_poll=show)
+    except WaitTimeoutError as error:
+        raise WaitTimeoutError(task_id, error.task, timeout) from error
 
 
 def _format_of(output: Path | None) -> OutputFormat:
@@ -157,8 +211,15 @@ def _credits(client: Client, _args: argparse.Namespace) -> int:
 
 
 def _task(client: Client, args: argparse.Namespace) -> int:
-    task = client.get(args.task_id)
-    if args.json:
+    return _show(client.get(args.task_id), as_json=args.json)
+
+
+def _cancel(client: Client, args: argparse.Namespace) -> int:
+    return _show(client.cancel(args.task_id), as_json=args.json)
+
+
+def _show(task: Task, *, as_json: bool) -> int:
+    if as_json:
         print(json.dumps(task.model_dump(exclude_none=True), indent=2))
         return 0
     rows = [("task", task.id), ("status", task.status), ("model", task.model)]
@@ -170,6 +231,58 @@ def _task(client: Client, args: argparse.Namespace) -> int:
         rows.append(("error", f"{task.error.code}: {task.error.message}"))
     print("\n".join(f"{name + ':':<11}{value}" for name, value in rows))
     return 0
+
+
+def _tasks(client: Client, args: argparse.Namespace) -> int:
+    listed = client.tasks(status=args.status, page_size=min(args.limit, 100))
+    tasks = list(itertools.islice(listed, args.limit))
+    if args.json:
+        print(json.dumps([task.model_dump(exclude_none=True) for task in tasks], indent=2))
+        return 0
+    for task in tasks:
+        print(f"{task.id}  {task.status:<10}  {_time(task.created_at)}  {task.model}")
+    if not tasks:
+        print("no tasks", file=sys.stderr)
+    return 0
+
+
+def _usage(client: Client, args: argparse.Namespace) -> int:
+    usage = client.usage(from_=args.from_, to=args.to, group_by=args.group_by)
+    if args.json:
+        print(json.dumps(usage.model_dump(mode="json", by_alias=True), indent=2))
+    else:
+        print(_usage_table(usage))
+    return 0
+
+
+def _usage_table(usage: Usage) -> str:
+    """The usage's rows and total, aligned; numbers right-aligned."""
+    header = [usage.group_by, *(title for title, _ in USAGE_COLUMNS)]
+    rows = [header]
+    for group, counts in [*((row.group, row) for row in usage.rows), ("total", usage.total)]:
+        rows.append([group, *(str(getattr(counts, field)) for _, field in USAGE_COLUMNS)])
+    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
+    lines = [f"{usage.from_} to {usage.to}, by {usage.group_by}"]
+    for row in rows:
+        cells = [row[0].ljust(widths[0])]
+        cells += [cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)]
+        lines.append("  ".join(cells))
+    return "\n".join(lines)
+
+
+def _positive(value: str) -> int:
+    if not (value.isascii() and value.isdigit() and int(value) >= 1):
+        raise argparse.ArgumentTypeError(f"not a whole number from 1: {value!r}")
+    return int(value)
+
+
+def _day(value: str) -> date:
+    try:
+        if len(value) != 10:
+            raise ValueError(value)
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a day as YYYY-MM-DD: {value!r}") from None
 
 
 def _time(seconds: int) -> str:

@@ -107,7 +107,7 @@ async def test_a_stalled_job_is_recovered_and_a_duplicate_run_is_harmless(server
     assert task["status"] == "completed"
 
     s = server.services
-    runner = TaskRunner(s.db, s.queue, s.providers, s.store, s.clock, (0.0,))
+    runner = TaskRunner(s.db, s.queue, s.providers, s.store, s.clock, (0.0,), s.watch)
     await runner.run({"task_id": task_id})  # at-least-once delivery: a second run changes nothing
     assert await server.task(account, task_id) == task
     assert await server.ledger(account) == (72, 72)

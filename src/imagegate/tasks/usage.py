@@ -47,7 +47,10 @@ def period(start: str | None, end: str | None, today: date) -> tuple[date, date]
     """The inclusive UTC days asked for: ``end`` defaults to today, ``start`` to the 30 days that
     end there; InvalidRequest for a day that is not YYYY-MM-DD or a period out of bounds."""
     last = _day(end, "to") if end is not None else today
-    first = _day(start, "from") if start is not None else last - timedelta(days=DEFAULT_DAYS - 1)
+    if start is not None:
+        first = _day(start, "from")
+    else:  # the 30 days ending at ``last``, or as many as the calendar has before it
+        first = last - timedelta(days=min(DEFAULT_DAYS - 1, (last - date.min).days))
     if first > last:
         raise InvalidRequest("'from' must not be after 'to'.")
     if (last - first).days + 1 > MAX_DAYS:

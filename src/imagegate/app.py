@@ -20,7 +20,7 @@ from imagegate.console.router import PREFIX as CONSOLE
 from imagegate.console.router import console_error, install_console
 from imagegate.db.migrate import upgrade
 from imagegate.health import router as health_router
-from imagegate.http_docs import with_security
+from imagegate.http_docs import finished
 from imagegate.http_errors import install_error_handlers
 from imagegate.http_headers import RateLimitHeaders
 from imagegate.logs import redact_access_log
@@ -94,7 +94,7 @@ def _extend_openapi(app: FastAPI) -> None:
             schema.setdefault("components", {}).setdefault("schemas", {}).update(
                 openapi_components()
             )
-            app.openapi_schema = with_security(schema)
+            app.openapi_schema = finished(schema)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -59,6 +59,31 @@ def parameter(
             "description": about}  # fmt: skip
 
 
+def finished(schema: dict[str, Any]) -> dict[str, Any]:
+    """FastAPI's ``schema`` made true to what the server sends: no 422 (a request that fails
+    validation gets the envelope with 400, see http_errors.py), the Bearer scheme declared."""
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            operation.get("responses", {}).pop("422", None)
+            for param in operation.get("parameters", []):
+                param["schema"] = _never_null(param["schema"])
+    schemas = schema.get("components", {}).get("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    return with_security(schema)
+
+
+def _never_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """A parameter's schema without FastAPI's ``null`` branch for an optional one: a query
+    string or header has no null, only absence."""
+    options = schema.get("anyOf")
+    if not isinstance(options, list) or {"type": "null"} not in options or len(options) != 2:
+        return schema
+    (present,) = [option for option in options if option != {"type": "null"}]
+    rest = {key: value for key, value in schema.items() if key != "anyOf"}
+    return {**present, **rest}
+
+
 def with_security(schema: dict[str, Any]) -> dict[str, Any]:
     """``schema`` with the Bearer scheme declared and required by every /v1 operation."""
     components = schema.setdefault("components", {})

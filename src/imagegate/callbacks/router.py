@@ -7,8 +7,11 @@ from typing import Any
 from fastapi import APIRouter
 
 from imagegate.callbacks import service
+from imagegate.callbacks.schemas import TaskCallbacksResponse, WebhookSecretResponse
 from imagegate.db.models import Callback
 from imagegate.envelope import success
+from imagegate.errors import TaskNotFound
+from imagegate.http_docs import responses
 from imagegate.http_routes import get_and_head
 from imagegate.keys.auth import Caller, ServicesDep
 from imagegate.tasks.service import get_task
@@ -16,7 +19,9 @@ from imagegate.tasks.service import get_task
 router = APIRouter()
 
 
-@get_and_head(router, "/v1/webhooks/secret")
+@get_and_head(
+    router, "/v1/webhooks/secret", response_model=WebhookSecretResponse, responses=responses()
+)
 async def get_webhook_secret(caller: Caller, services: ServicesDep) -> dict[str, Any]:
     """The secret that signs this account's callbacks (Standard Webhooks, ``whsec_...``)."""
     async with services.db.transaction() as session:
@@ -24,7 +29,12 @@ async def get_webhook_secret(caller: Caller, services: ServicesDep) -> dict[str,
     return success({"secret": secret})
 
 
-@get_and_head(router, "/v1/tasks/{taskId}/callbacks")
+@get_and_head(
+    router,
+    "/v1/tasks/{taskId}/callbacks",
+    response_model=TaskCallbacksResponse,
+    responses=responses(TaskNotFound),
+)
 async def get_task_callbacks(
     taskId: str,  # noqa: N803 - the reference's name
     caller: Caller,

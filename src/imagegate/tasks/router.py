@@ -23,7 +23,7 @@ from imagegate.http_routes import get_and_head
 from imagegate.keys.auth import Caller, ServicesDep, admit
 from imagegate.keys.service import key_hash
 from imagegate.services import Services
-from imagegate.tasks import idempotency, listing, service, store, usage
+from imagegate.tasks import idempotency, listing, patterns, service, store, usage
 from imagegate.tasks.admission import admit_create, create
 from imagegate.tasks.live import MAX_WAIT, preferred_wait, status_events, until_final, wait_seconds
 from imagegate.tasks.presenter import task_json, task_object
@@ -46,8 +46,20 @@ _LISTED = TaskListResponse.__pydantic_serializer__
 _VALIDATE_LISTED = TaskListResponse.__pydantic_validator__
 _DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 _DAY = "A UTC day, YYYY-MM-DD (inclusive)"
+# The last second of 9999-12-31 (UTC): later times are no times a task can have (nor a database
+# integer hold).
+MAX_UNIX_TIME = 253_402_300_799
 StatusQuery = Annotated[Literal["pending", "processing", "completed", "failed"] | None, Query()]
-UnixTimeQuery = Annotated[int | None, Query(ge=0, description="Unix seconds, exclusive")]
+UnixTimeQuery = Annotated[
+    int | None, Query(ge=0, le=MAX_UNIX_TIME, description="Unix seconds, exclusive")
+]
+# Only a next_cursor of an earlier page is a cursor; anything else is 400 invalid_request.
+CursorQuery = Annotated[
+    str | None,
+    Query(max_length=512, json_schema_extra={"pattern": "^[A-Za-z0-9_-]*$"},
+          description="The `next_cursor` of the previous page"),
+]  # fmt: skip
+DayQuery = Annotated[str | None, Query(pattern=_DATE, json_schema_extra={"format": "date"})]
 
 
 def created_json(task_id: str) -> bytes:
@@ -68,13 +80,25 @@ _CREATE_BODY: dict[str, Any] = {
     "parameters": [
         parameter(idempotency.HEADER, "header",
                   {"type": "string", "minLength": 1, "maxLength": idempotency.MAX_CHARS,
-                   "pattern": "^[ -~]+$"},
+                   "pattern": patterns.IDEMPOTENCY_KEY},
                   "Send the create again with the same key and body to get the same task, "
                   "charged once (kept 24 hours)."),
-        parameter("Prefer", "header", {"type": "string", "pattern": "^wait=([1-9]|[1-5][0-9]|60)$"},
+        parameter("Prefer", "header",
+                  {"type": "string", "not": {"pattern": patterns.PREFER_WAIT_INVALID}},
                   "`wait=N` (1-60): answer once the task is final or after N seconds, with the "
-                  "task in `data.task`."),
+                  "task in `data.task`. Other preferences are ignored (RFC 7240)."),
     ],
+}  # fmt: skip
+
+# One event of the stream (as Open API before 3.2 reads an event stream's schema).
+_STATUS_EVENT: dict[str, Any] = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"const": "status"},
+        "data": {"type": "string", "contentMediaType": JSON,
+                 "contentSchema": {"$ref": "#/components/schemas/TaskObject"}},
+    },
 }  # fmt: skip
 
 _TASK_ID = parameter("taskId", "path", {"type": "string"})
@@ -144,7 +168,7 @@ async def get_task(request: Request) -> Any:
     responses={
         200: {"description": "Server-sent events: `status` with the task object at once and on "
               "every change; a comment every 15 s; the stream ends after the final status.",
-              "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+              "content": {"text/event-stream": {"schema": _STATUS_EVENT}}},
         **responses(TaskNotFound),
     },
 )  # fmt: skip
@@ -194,7 +218,7 @@ async def list_tasks(
     created_after: UnixTimeQuery = None,
     created_before: UnixTimeQuery = None,
     limit: Annotated[int, Query(ge=1, le=listing.MAX_PAGE)] = 20,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    cursor: CursorQuery = None,
 ) -> Response:
     """The account's tasks, newest first; follow `next_cursor` for older ones."""
     # Tasks show whole seconds: "created after X" is from X + 1 on, "before X" is under X.
@@ -224,12 +248,8 @@ async def list_tasks(
 async def get_usage(
     caller: Caller,
     services: ServicesDep,
-    from_: Annotated[
-        str | None, Query(alias="from", pattern=_DATE, description="YYYY-MM-DD (UTC)")
-    ] = None,
-    to: Annotated[
-        str | None, Query(pattern=_DATE, description="YYYY-MM-DD (UTC), inclusive")
-    ] = None,
+    from_: Annotated[DayQuery, Query(alias="from", description="YYYY-MM-DD (UTC)")] = None,
+    to: Annotated[DayQuery, Query(description="YYYY-MM-DD (UTC), inclusive")] = None,
     group_by: Annotated[Literal["day", "key", "speed"], Query()] = "day",
 ) -> dict[str, Any]:
     """Tasks created, completed and failed and credits charged, refunded and net, by UTC day,

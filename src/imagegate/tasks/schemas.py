@@ -2,25 +2,43 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+)
 
-from imagegate.catalog import MAX_PROMPT_CHARS, OUTPUT_FORMATS, RENDERING_SPEEDS, SIZES
+from imagegate.catalog import MAX_PROMPT_CHARS, MODELS, OUTPUT_FORMATS, RENDERING_SPEEDS, SIZES
 from imagegate.errors import InvalidRequest
+from imagegate.tasks import patterns
 from imagegate.tasks.status import TaskStatus
 
 Size = Literal["1:1", "3:4", "9:16", "4:3", "16:9"]
 Speed = Literal["TURBO", "BALANCED", "QUALITY"]
 OutputFormat = Literal["jpeg", "png"]
 MAX_CALLBACK_URL_CHARS = 2048
+# /openapi.json's callback_url: the validator below, as a schema.
+CallbackUrl = Annotated[
+    str,
+    WithJsonSchema({"type": "string", "maxLength": MAX_CALLBACK_URL_CHARS,
+                    "pattern": patterns.CALLBACK_URL}),
+]  # fmt: skip
 
 
 class GenerationInput(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
 
-    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    prompt: str = Field(
+        min_length=1,
+        max_length=MAX_PROMPT_CHARS,
+        json_schema_extra={"pattern": patterns.PROMPT},  # _not_blank, for /openapi.json
+    )
     # null means "use the default", like an absent field.
     size: Size | None = None
     rendering_speed: Speed | None = None
@@ -47,9 +65,13 @@ class GenerationInput(BaseModel):
 class CreateTaskRequest(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
 
-    model: str
+    # Any string is parsed; a model not in the catalogue is 404 model_not_found.
+    model: str = Field(
+        json_schema_extra={"pattern": patterns.MODEL,
+                           "description": "One of: " + ", ".join(MODELS)},
+    )  # fmt: skip
     input: GenerationInput
-    callback_url: str | None = None
+    callback_url: CallbackUrl | None = None
 
     @field_validator("callback_url")
     @classmethod

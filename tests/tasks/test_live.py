@@ -22,12 +22,18 @@ from upstream_fakes import FakeReplicate, calls_at_least, running, server_for, u
 PRICE = 28  # BALANCED
 
 
-async def created(server: Server, account: Account, **body: Any) -> str:
-    response = await server.http.post(
+async def post(
+    server: Server, account: Account, headers: dict[str, str] | None = None, **body: Any
+) -> Any:
+    return await server.http.post(
         "/v1/images/generations",
         json={"model": "ideogram-v4", "input": {"prompt": "a lighthouse"}, **body},
-        headers=account.headers,
+        headers={**account.headers, **(headers or {})},
     )
+
+
+async def created(server: Server, account: Account, **body: Any) -> str:
+    response = await post(server, account, **body)
     assert response.status_code == 200, response.text
     task_id: str = response.json()["data"]["taskId"]
     return task_id
@@ -50,11 +56,7 @@ def status_of(server: Server, task_id: str) -> Any:
 
 async def test_prefer_wait_answers_with_the_completed_task_in_one_request(server: Server) -> None:
     account = await server.account(credits=100)
-    response = await server.http.post(
-        "/v1/images/generations",
-        json={"model": "ideogram-v4", "input": {"prompt": "a lighthouse"}},
-        headers={**account.headers, "Prefer": "wait=30"},
-    )
+    response = await post(server, account, {"Prefer": "wait=30"})
     assert response.status_code == 200, response.text
     assert response.headers["preference-applied"] == "wait=30"
     body = response.json()
@@ -71,11 +73,7 @@ async def test_prefer_wait_answers_with_the_task_as_it_is_when_the_wait_ends(
     held = HeldProvider()
     async with held_server(settings, held) as server:
         account = await server.account(credits=100)
-        response = await server.http.post(
-            "/v1/images/generations",
-            json={"model": "ideogram-v4", "input": {"prompt": "a lighthouse"}},
-            headers={**account.headers, "Prefer": "respond-async, wait=1"},
-        )
+        response = await post(server, account, {"Prefer": "respond-async, wait=1"})
         assert response.status_code == 200, response.text
         task = response.json()["data"]["task"]
         assert task["status"] in ("pending", "processing")
@@ -86,11 +84,7 @@ async def test_prefer_wait_answers_with_the_task_as_it_is_when_the_wait_ends(
 @pytest.mark.parametrize("prefer", ["wait=0", "wait=61", "wait=soon", "wait=1.5"])
 async def test_a_wait_outside_1_to_60_seconds_is_refused(server: Server, prefer: str) -> None:
     account = await server.account(credits=100)
-    response = await server.http.post(
-        "/v1/images/generations",
-        json={"model": "ideogram-v4", "input": {"prompt": "a lighthouse"}},
-        headers={**account.headers, "Prefer": prefer},
-    )
+    response = await post(server, account, {"Prefer": prefer})
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_request"
     assert "Prefer" in response.json()["error"]["message"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 
-from imagegate.errors import InvalidRequest
+from imagegate.errors import UnknownEndpoint
 from imagegate.storage.local import LocalImageStore
 
 router = APIRouter()
@@ -16,7 +16,7 @@ async def get_image(key: str, request: Request) -> FileResponse:
     store: LocalImageStore = request.app.state.services.store
     found = store.locate(key)
     if found is None:
-        raise InvalidRequest(f"Image '{key}' does not exist.")
+        raise UnknownEndpoint(f"Image '{key}' does not exist.")
     path, media_type = found
     return FileResponse(
         path,

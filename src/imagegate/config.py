@@ -124,6 +124,31 @@ class Settings(BaseSettings):
     redeem_attempts_per_account: int = Field(default=10, ge=1)
     redeem_attempts_per_address: int = Field(default=30, ge=1)
 
+    # Operations. GET /metrics on the API's port answers only "Authorization: Bearer <token>";
+    # empty: not served there. metrics_port > 0 also serves /metrics, unauthenticated, on a port
+    # of its own in every serve and worker process (bind it where only Prometheus reaches).
+    metrics_token: SecretStr = SecretStr("")
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    # text: human lines; json: one JSON object per line, with request_id and task_id fields.
+    log_format: Literal["text", "json"] = "text"
+    # Images: empty keeps them as files in data_dir/images (one machine); s3://bucket/prefix
+    # keeps them in an S3-compatible bucket shared by every API and worker process.
+    storage_url: str = ""
+    s3_endpoint_url: str = ""  # empty: AWS; e.g. http://minio:9000 for another S3 store
+    s3_region: str = "us-east-1"
+    s3_access_key_id: SecretStr = SecretStr("")
+    s3_secret_access_key: SecretStr = SecretStr("")
+    # proxy: the API streams each image from the bucket; redirect: 307 to a presigned URL.
+    s3_serve: Literal["proxy", "redirect"] = "proxy"
+    # Images older than this are deleted (hourly); their URLs answer 404. None keeps them.
+    image_retention_days: float | None = Field(default=None, gt=0)
+    # On SIGTERM: running jobs get this long to finish before they are handed back; the API
+    # finishes its in-flight requests within it.
+    shutdown_grace: float = Field(default=30.0, ge=0)
+    # Upstream image URLs (and their redirects) may reach private addresses (tests, a model
+    # server on the operator's own network); off, they fail the task like any bad image.
+    upstream_allow_private: bool = False
+
     max_body_bytes: int = Field(default=65536, ge=1024)
     # Credits given to the demo account created on the very first start of `imagegate serve`.
     demo_credits: int = Field(default=1000, ge=0)

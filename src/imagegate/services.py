@@ -28,10 +28,12 @@ from imagegate.keys.ratelimit import RateLimiter
 from imagegate.keys.secret import load_or_create_secret
 from imagegate.keys.service import KeyHasher
 from imagegate.keys.usage import KeyUsage
+from imagegate.outbound import callback_client
 from imagegate.providers.base import Provider
 from imagegate.providers.routing import ProviderRouter
 from imagegate.providers.setup import build_router, upstream_client
 from imagegate.storage.local import LocalImageStore
+from imagegate.storage.setup import build_store
 from imagegate.tasks import idempotency
 from imagegate.tasks.jobs import TaskRunner
 from imagegate.tasks.service import RUN_TASK, task_queue
@@ -103,16 +105,9 @@ def build_services(
         db=db,
         hasher=hasher,
         queue=JobQueue(clock),
-        store=LocalImageStore(settings.data_dir / "images"),
+        store=build_store(settings),
         providers=build_router(settings, db, clock, upstream, providers),
-        http=httpx.AsyncClient(
-            follow_redirects=False,
-            trust_env=False,  # never route callbacks through an environment proxy
-            timeout=settings.callback_timeout,
-            # No keep-alive: requests go to checked IPs, and a TLS connection made for one host
-            # name must never carry a callback for another that shares its address.
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=0),
-        ),
+        http=callback_client(settings),
         upstream_http=upstream,
         rate_limiter=rate_limiter,
         trusted_proxies=parse_networks(settings.trusted_proxies),

@@ -24,6 +24,9 @@ from imagegate.http_docs import finished
 from imagegate.http_errors import install_error_handlers
 from imagegate.http_headers import RateLimitHeaders
 from imagegate.logs import redact_access_log
+from imagegate.metrics.asgi import RequestMetrics
+from imagegate.metrics.exposition import metrics_port
+from imagegate.metrics.exposition import router as metrics_router
 from imagegate.providers.base import Provider
 from imagegate.services import build_services
 from imagegate.storage.router import router as images_router
@@ -62,7 +65,8 @@ def create_app(
         if run_worker:
             services.start_workers()
         try:
-            yield
+            async with metrics_port(services):
+                yield
         finally:
             await services.close()
 
@@ -76,12 +80,14 @@ def create_app(
     )
     install_error_handlers(app, html={CONSOLE: console_error})
     app.add_middleware(RateLimitHeaders)
+    app.add_middleware(RequestMetrics)  # the outermost: it times everything, errors included
     app.include_router(tasks_router)
     app.include_router(billing_router)
     app.include_router(stripe_webhook_router)
     app.include_router(callbacks_router)
     app.include_router(images_router)
     app.include_router(health_router)
+    app.include_router(metrics_router)
     install_console(app)
     _extend_openapi(app)
     return app

@@ -68,6 +68,7 @@ class ProviderError(Exception):
         self.unhealthy = retryable if unhealthy is None else unhealthy
         self.retry_after = retry_after
         self.detail = detail or message
+        self.provider = ""  # which provider failed last (set by the router)
         super().__init__(message)
 
 

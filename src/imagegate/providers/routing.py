@@ -14,6 +14,8 @@ import logging
 from dataclasses import dataclass, field
 
 from imagegate.clock import Clock
+from imagegate.metrics import record
+from imagegate.metrics.families import PROVIDER_IN_FLIGHT
 from imagegate.providers.backoff import MAX_BACKOFF, delay
 from imagegate.providers.base import (
     GeneratedImage,
@@ -55,6 +57,12 @@ class ProviderStatus:
     opened_until: float | None
     in_flight: int
     cap: int | None
+
+
+@dataclass(frozen=True)
+class Generated:
+    provider: str  # the route's name: simulator, ideogram, replicate
+    images: list[GeneratedImage]
 
 
 @dataclass(frozen=True)
@@ -116,8 +124,9 @@ class ProviderRouter:
             cap=sum(caps) if caps else None,
         )
 
-    async def generate(self, model: str, request: GenerationRequest) -> list[GeneratedImage]:
-        """Images from the first provider that makes them; the last failure otherwise."""
+    async def generate(self, model: str, request: GenerationRequest) -> Generated:
+        """Images from the first provider that makes them; the last failure otherwise (its
+        ``provider`` names the provider that failed last, if any was called)."""
         last = unavailable(f"no usable provider for {model}")
         for route in self.routes.get(model, []):
             if route.provider is None:
@@ -127,8 +136,9 @@ class ProviderRouter:
                 last = unavailable(f"{route.name}: circuit open")
                 continue
             try:
-                return await self._attempts(route, route.provider, request)
+                return Generated(route.name, await self._attempts(route, route.provider, request))
             except ProviderError as exc:
+                exc.provider = route.name
                 last = exc
                 if not exc.failover:
                     raise
@@ -151,6 +161,7 @@ class ProviderRouter:
                 wait = self.policy.wait(exc, attempt)
                 if wait is None or await self.breakers.is_open(route.name):
                     raise
+                record.provider_retry(route.name)
                 await self.clock.sleep(wait)
                 attempt += 1
             else:
@@ -170,7 +181,18 @@ class ProviderRouter:
         route: Route, provider: Provider, request: GenerationRequest
     ) -> list[GeneratedImage]:
         route.in_flight += 1
+        outcome = "error"  # a failure of ours, not the provider's answer
         try:
-            return await provider.generate(request)
+            with PROVIDER_IN_FLIGHT.labels(route.name).track_inprogress():
+                images = await provider.generate(request)
+            outcome = "ok"
+            return images
+        except ProviderError as exc:
+            outcome = exc.code
+            raise
+        except asyncio.CancelledError:
+            outcome = "cancelled"  # the task's run was stopped (the task was cancelled)
+            raise
         finally:
             route.in_flight -= 1
+            record.provider_call(route.name, outcome)

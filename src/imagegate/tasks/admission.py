@@ -12,6 +12,7 @@ from imagegate.errors import InternalError, InvalidRequest, UpstreamUnavailable
 from imagegate.keys import store as keys_store
 from imagegate.keys.auth import admit
 from imagegate.keys.service import Principal, key_hash
+from imagegate.metrics import record
 from imagegate.services import Services
 from imagegate.tasks import idempotency, service
 from imagegate.tasks.schemas import CreateTaskRequest, parse_create_request
@@ -77,6 +78,8 @@ async def create(services: Services, admitted: Admitted) -> Created:
         if found is None:
             raise InternalError() from None  # (its row expired within this very request)
         return Created(found, replayed=True)
+    speed = admitted.body.input.resolved()["rendering_speed"]
+    record.task_created(model.name, speed, model.price(speed))
     return Created(task_id, replayed=False)
 
 

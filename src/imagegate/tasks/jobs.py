@@ -15,8 +15,9 @@ from imagegate.db.database import Database
 from imagegate.db.models import Task
 from imagegate.jobs.kinds import JobKind
 from imagegate.jobs.queue import JobQueue
-from imagegate.providers.base import GeneratedImage, GenerationRequest, ProviderError
-from imagegate.providers.routing import ProviderRouter
+from imagegate.metrics import record
+from imagegate.providers.base import GenerationRequest, ProviderError
+from imagegate.providers.routing import Generated, ProviderRouter
 from imagegate.storage.local import LocalImageStore
 from imagegate.tasks import service
 from imagegate.tasks import store as tasks_store
@@ -53,20 +54,22 @@ class TaskRunner:
         if task is None:
             return
         try:
-            images = await self._generate_unless_ended(task)
+            generated = await self._generate_unless_ended(task)
         except ProviderError as exc:
             log.info("task %s failed upstream: %s (%s)", task_id, exc.message, exc.detail)
-            await self._fail(task_id, exc.code, exc.message)
+            await self._fail(task_id, exc.code, exc.message, exc.provider)
             return
-        if images is None:
+        if generated is None:
             log.info("task %s ended while it ran (cancelled); its run stopped", task_id)
             return
-        keys = [await self.store.save(image, self.clock.now()) for image in images]
+        keys = [await self.store.save(image, self.clock.now()) for image in generated.images]
         async with self.db.transaction() as session:
             ended = await service.complete(session, task_id, keys, self.clock.now())
             await self._notify(session, ended)
+        if ended is not None:
+            record.task_ended(ended, generated.provider)
 
-    async def _generate_unless_ended(self, task: Task) -> list[GeneratedImage] | None:
+    async def _generate_unless_ended(self, task: Task) -> Generated | None:
         """The provider's images; or None when the task ended meanwhile (it was cancelled):
         the provider's call is then cancelled, which stops its work where it can."""
         async with self.watch.watching(task.id) as changes:
@@ -93,10 +96,12 @@ class TaskRunner:
         """After the last attempt: the task fails with internal_error and is refunded."""
         await self._fail(args["task_id"], "internal_error", GAVE_UP_MESSAGE)
 
-    async def _fail(self, task_id: str, code: str, message: str) -> None:
+    async def _fail(self, task_id: str, code: str, message: str, provider: str = "") -> None:
         async with self.db.transaction() as session:
             ended = await service.fail(session, task_id, code, message, self.clock.now())
             await self._notify(session, ended)
+        if ended is not None:
+            record.task_ended(ended, provider)
 
     async def _notify(self, session: AsyncSession, ended: Task | None) -> None:
         if ended is not None:

@@ -22,6 +22,7 @@ from imagegate.http_docs import parameter, responses
 from imagegate.http_routes import get_and_head
 from imagegate.keys.auth import Caller, ServicesDep, admit
 from imagegate.keys.service import key_hash
+from imagegate.metrics import record
 from imagegate.services import Services
 from imagegate.tasks import idempotency, listing, patterns, service, store, usage
 from imagegate.tasks.admission import admit_create, create
@@ -196,6 +197,7 @@ async def cancel_task(taskId: str, caller: Caller, services: ServicesDep) -> Res
             session, services.queue, caller.account_id, taskId, services.clock.now(),
             settings.callback_retry_delays,
         )  # fmt: skip
+    record.task_ended(task)
     return Response(task_json(task, services.public_url), media_type=JSON)
 
 

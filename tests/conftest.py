@@ -41,6 +41,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         job_stall_seconds=3.0,
         rate_limit_per_minute=100_000,  # tests that poll hard are not about rate limits
         redis_url=REDIS_URL,
+        shutdown_grace=5.0,  # a test's server stops without waiting half a minute for its jobs
     )
 
 

@@ -61,6 +61,7 @@ async def imagegate_process(
         "IMAGEGATE_WORKER_CONCURRENCY": "4",
         "IMAGEGATE_WORKER_POLL_INTERVAL": "0.1",
         "IMAGEGATE_JOB_STALL_SECONDS": "2",
+        "IMAGEGATE_SHUTDOWN_GRACE": "5",
         # Tests poll hard; they are not about the default per-key rate limit.
         "IMAGEGATE_RATE_LIMIT_PER_MINUTE": str(settings.rate_limit_per_minute),
         **{f"IMAGEGATE_{name.upper()}": value for name, value in extra.items()},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -73,8 +74,8 @@ class Services:
             worker.start()
 
     async def close(self) -> None:
-        for worker in self.workers:
-            await worker.stop()
+        # Together: each pool's running jobs get the whole grace, not what the others left.
+        await asyncio.gather(*(worker.stop() for worker in self.workers))
         if self.procrastinate is not None:
             await self.procrastinate.close()
         await self.watch.close()
@@ -193,7 +194,12 @@ def _procrastinate_pools(
         name = "callbacks" if only == (CALLBACKS_QUEUE,) else "tasks"
         workers.append(
             ProcrastinateWorker(
-                services.procrastinate, name, names, size, settings.worker_poll_interval
+                services.procrastinate,
+                name,
+                names,
+                size,
+                settings.worker_poll_interval,
+                settings.shutdown_grace,
             )
         )
     return workers
@@ -211,4 +217,5 @@ def _worker_config(
         cleanups=CLEANUPS,
         queues=queues,
         exclude_queues=exclude,
+        grace=settings.shutdown_grace,
     )

@@ -31,9 +31,8 @@ def serve(
     ] = False,
 ) -> None:
     """Run the API, with an in-process worker unless --no-worker (scale-out)."""
-    import uvicorn
-
-    from imagegate.app import SERVER_OPTIONS, create_app
+    from imagegate import serving
+    from imagegate.app import create_app
     from imagegate.bootstrap import FirstStart, create_demo_account, demo_banner
     from imagegate.services import build_services
 
@@ -52,14 +51,7 @@ def serve(
     if demo is not None:
         banner = demo_banner(settings.resolved_public_url, demo, settings.demo_credits)
         typer.echo(banner)
-    uvicorn.run(
-        create_app(settings, run_worker=not no_worker, migrate=False),
-        host=settings.host,
-        port=settings.port,
-        log_level="info",
-        access_log=settings.access_log,
-        **SERVER_OPTIONS,
-    )
+    serving.serve(create_app(settings, run_worker=not no_worker, migrate=False), settings)
 
 
 @app.command()

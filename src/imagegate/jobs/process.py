@@ -8,6 +8,7 @@ import signal
 from collections.abc import Sequence
 
 from imagegate.config import Settings
+from imagegate.metrics.exposition import metrics_port
 from imagegate.services import build_services
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,8 @@ async def run_workers(
     services.start_workers(queues, concurrency)
     log.info("imagegate worker running: %s", ", ".join(w.describe() for w in services.workers))
     try:
-        await stop.wait()
+        async with metrics_port(services):
+            await stop.wait()
+        log.info("stopping: running jobs get %.0f s to finish", settings.shutdown_grace)
     finally:
         await services.close()

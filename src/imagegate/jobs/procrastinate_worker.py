@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 MAINTENANCE_QUEUE = "maintenance"
 RECOVER_EVERY = "* * * * * */5"  # cron, seconds last: stalled jobs are looked for every 5 s
 RETENTION_CRON = "17 * * * *"  # hourly
-SHUTDOWN_GRACE = 5.0  # seconds a stopping worker lets its running jobs finish
 
 
 _SAVE_ERROR = (
@@ -160,9 +159,11 @@ class ProcrastinateWorker:
         queues: Sequence[str],
         concurrency: int,
         poll_interval: float,
+        grace: float = 5.0,
     ) -> None:
         self.jobs, self.name, self.queues, self.concurrency = jobs, name, queues, concurrency
         self.poll_interval = poll_interval
+        self.grace = grace  # seconds a stopping worker lets its running jobs finish
         self._task: asyncio.Task[None] | None = None
 
     def describe(self) -> str:
@@ -172,7 +173,7 @@ class ProcrastinateWorker:
         self._task = asyncio.create_task(self._run(), name=f"procrastinate-{self.name}")
 
     async def stop(self) -> None:
-        """Stop fetching; running jobs get SHUTDOWN_GRACE seconds, then are handed back."""
+        """Stop fetching; running jobs get ``grace`` seconds, then are handed back."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -205,5 +206,5 @@ class ProcrastinateWorker:
             install_signal_handlers=False,
             update_heartbeat_interval=stall / 4,
             stalled_worker_timeout=stall,
-            shutdown_graceful_timeout=SHUTDOWN_GRACE,
+            shutdown_graceful_timeout=self.grace,
         )

@@ -47,6 +47,7 @@ class WorkerConfig:
     queues: tuple[str, ...] | None = None  # None: every queue...
     exclude_queues: tuple[str, ...] = ()  # ...but these
     cleanups: tuple[admin.Cleanup, ...] = ()  # run with the jobs' retention
+    grace: float = 5.0  # seconds a stopping worker lets its running jobs finish
 
 
 class Worker:
@@ -76,8 +77,10 @@ class Worker:
             asyncio.create_task(self._maintenance_loop(), name=f"{self.id}-maintenance"),
         ]
 
-    async def stop(self, grace: float = 5.0) -> None:
-        """Stop claiming, let running jobs finish for ``grace`` seconds, then hand the rest back."""
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop claiming, let running jobs finish for ``grace`` seconds (the config's by
+        default), then hand the rest back."""
+        grace = self.config.grace if grace is None else grace
         for loop in self._loops:
             loop.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)

@@ -70,6 +70,8 @@ async def status_events(services: Services, account_id: str, task_id: str) -> As
         while task.status not in FINAL:
             changes.seen(task.status)
             if not await changes.wait(KEEP_ALIVE_SECONDS):
+                if changes.draining:
+                    return  # the process is stopping; the client reconnects to another
                 yield b": keep-alive\n\n"
                 continue
             now = await _read(services, account_id, task_id)

@@ -59,23 +59,25 @@ def _announce_here(task_id: str) -> None:
 class Changes:
     """One waiter's view of a task's changes: note the status it last read, then wait."""
 
-    def __init__(self) -> None:
+    def __init__(self, draining: bool = False) -> None:
         self.event = asyncio.Event()
         self.status: str | None = None
+        self.draining = draining  # the process is stopping: answer now, wait no more
 
     def seen(self, status: str) -> None:
         self.status = status
 
     async def wait(self, seconds: float) -> bool:
-        """True once the task may have changed since ``seen``; False after ``seconds``."""
-        if seconds <= 0:
+        """True once the task may have changed since ``seen``; False after ``seconds``, or at
+        once while the process drains."""
+        if seconds <= 0 or self.draining:
             return False
         try:
             await asyncio.wait_for(self.event.wait(), seconds)
         except TimeoutError:
             return False
         self.event.clear()
-        return True
+        return not self.draining
 
 
 class TaskWatch:
@@ -84,6 +86,7 @@ class TaskWatch:
         self._sweep_seconds = sweep_seconds
         self._waiters: dict[str, set[Changes]] = {}
         self._loops: list[asyncio.Task[None]] = []
+        self._draining = False
         _LOCAL.add(self)
 
     @asynccontextmanager
@@ -91,7 +94,7 @@ class TaskWatch:
         """Changes of ``task_id`` while the block runs. Read the task after entering it: a change
         made between that read and a wait is then never missed."""
         self._start()
-        changes = Changes()
+        changes = Changes(self._draining)
         self._waiters.setdefault(task_id, set()).add(changes)
         try:
             yield changes
@@ -105,6 +108,15 @@ class TaskWatch:
     def changed(self, task_id: str) -> None:
         for changes in self._waiters.get(task_id, ()):
             changes.event.set()
+
+    def drain(self) -> None:
+        """The process is stopping: every wait ends now (long-polls answer with the task as it
+        is, event streams end and their clients reconnect elsewhere), and no new one waits."""
+        self._draining = True
+        for waiters in self._waiters.values():
+            for changes in waiters:
+                changes.draining = True
+                changes.event.set()
 
     def waiting(self) -> int:
         """How many waiters there are (for tests and metrics)."""

@@ -23,7 +23,7 @@ from imagegate.health import router as health_router
 from imagegate.http_docs import finished
 from imagegate.http_errors import install_error_handlers
 from imagegate.http_headers import RateLimitHeaders
-from imagegate.logs import redact_access_log
+from imagegate.logs import RequestIds, redact_access_log
 from imagegate.metrics.asgi import RequestMetrics
 from imagegate.metrics.exposition import metrics_port
 from imagegate.metrics.exposition import router as metrics_router
@@ -80,7 +80,8 @@ def create_app(
     )
     install_error_handlers(app, html={CONSOLE: console_error})
     app.add_middleware(RateLimitHeaders)
-    app.add_middleware(RequestMetrics)  # the outermost: it times everything, errors included
+    app.add_middleware(RequestMetrics)  # it times everything, errors included
+    app.add_middleware(RequestIds)  # the outermost: every line of the request has its id
     app.include_router(tasks_router)
     app.include_router(billing_router)
     app.include_router(stripe_webhook_router)

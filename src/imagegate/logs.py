@@ -1,20 +1,39 @@
-"""Keeping secrets out of logs: one-time console links carry their token in the URL, and the
-access log (uvicorn's) would otherwise write it down."""
+"""What every log line carries and never carries: the request and task it is about (context
+variables, set by the request's middleware and by the job that runs), and no secret (one-time
+console links carry their token in the URL; API keys never appear).
+
+Jobs carry the request id of the request that made them (jobs/queue.py), so a task's lines
+share one request id from the API through the worker to its callback.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import secrets
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _SECRET_IN_URL = re.compile(r"(/console/set-password/|[?&]invite=)[A-Za-z0-9_\-]+")
+_API_KEY = re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}")
+# A client's X-Request-Id is kept when it is a plain token; anything else gets one of ours.
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+REQUEST_ID_HEADER = "X-Request-Id"
+
+request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+task_id: ContextVar[str | None] = ContextVar("task_id", default=None)
 
 
 def redact(text: str) -> str:
-    return _SECRET_IN_URL.sub(r"\1[redacted]", text)
+    return _API_KEY.sub("sk-[redacted]", _SECRET_IN_URL.sub(r"\1[redacted]", text))
 
 
 class RedactUrls(logging.Filter):
-    """Masks one-time link tokens in the arguments and message of every record it sees."""
+    """Masks one-time link tokens and API keys in the arguments and message of every record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
@@ -24,9 +43,75 @@ class RedactUrls(logging.Filter):
         return True
 
 
+class ContextIds(logging.Filter):
+    """Puts the current request id and task id on every record (None when there is none)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = getattr(record, "request_id", None) or request_id.get()
+        record.task_id = getattr(record, "task_id", None) or task_id.get()
+        return True
+
+
 def redact_access_log() -> None:
-    """Install the filter on uvicorn's access and error loggers (once)."""
+    """Install the filters on uvicorn's access and error loggers (once)."""
     for name in ("uvicorn.access", "uvicorn.error"):
         logger = logging.getLogger(name)
         if not any(isinstance(f, RedactUrls) for f in logger.filters):
             logger.addFilter(RedactUrls())
+
+
+def about_task(id_: str) -> None:
+    """The rest of this request (or job) is about task ``id_``."""
+    task_id.set(id_)
+
+
+@contextlib.contextmanager
+def job_context(args: Mapping[str, Any]) -> Iterator[None]:
+    """A job's lines carry its task and the request that made it (from its arguments)."""
+    tokens = (request_id.set(args.get("request_id")), task_id.set(args.get("task_id")))
+    try:
+        yield
+    finally:
+        task_id.reset(tokens[1])
+        request_id.reset(tokens[0])
+
+
+def with_request_id(args: dict[str, Any]) -> dict[str, Any]:
+    """A new job's arguments, with the current request id when there is one."""
+    current = request_id.get()
+    return args if current is None or "request_id" in args else {**args, "request_id": current}
+
+
+class RequestIds:
+    """Every HTTP request gets a request id: the client's X-Request-Id when it is a plain token
+    (up to 128 of A-Z a-z 0-9 . _ : -), else a new one; it is returned in X-Request-Id."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = _header(scope, b"x-request-id")
+        current = given if given and _REQUEST_ID.match(given) else secrets.token_hex(16)
+        tokens = (request_id.set(current), task_id.set(None))
+        header = (b"x-request-id", current.encode())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            task_id.reset(tokens[1])
+            request_id.reset(tokens[0])
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None

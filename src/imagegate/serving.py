@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from imagegate.app import SERVER_OPTIONS
 from imagegate.config import Settings
+from imagegate.log_config import logging_config
 
 
 class DrainingServer(uvicorn.Server):
@@ -46,6 +47,7 @@ def serve(app: FastAPI, settings: Settings) -> None:
         port=settings.port,
         log_level="info",
         access_log=settings.access_log,
+        log_config=logging_config(settings),
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace),
         **SERVER_OPTIONS,
     )

@@ -20,9 +20,10 @@ async def test_an_operator_lists_cancels_and_retries_jobs(server: Server) -> Non
 
     out, _ = await imagegate(settings, "jobs", "list", "--status", "todo", "--json")
     (job,) = json.loads(out)["jobs"]
-    assert (job["kind"], job["queue"], job["args"]) == (
-        "run_task", "model:ideogram-v4", {"task_id": task_id}
+    assert (job["kind"], job["queue"], job["args"]["task_id"]) == (
+        "run_task", "model:ideogram-v4", task_id
     )  # fmt: skip
+    assert len(job["args"]["request_id"]) == 32  # the create's, for its lines in the logs
     human, _ = await imagegate(settings, "jobs", "list", "--queue", "model:ideogram-v4")
     assert human.startswith(f"job {job['id']} todo queue=model:ideogram-v4 kind=run_task")
 

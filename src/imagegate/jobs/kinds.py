@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from imagegate.logs import job_context
+
 log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
@@ -66,7 +68,18 @@ async def attempt(
 ) -> Outcome:
     """Run attempt ``number`` (1-based) of a job. Past the last attempt (a job that kept killing
     its worker) the handler is not run again; after a failed last attempt ``give_up`` runs."""
-    job_kind = kinds[kind]
+    with job_context(args):  # every line of the attempt names its task and request
+        return await _attempt(kinds[kind], kind, args, number, policy, job_id)
+
+
+async def _attempt(
+    job_kind: JobKind,
+    kind: str,
+    args: dict[str, Any],
+    number: int,
+    policy: RetryPolicy,
+    job_id: int | None,
+) -> Outcome:
     try:
         if number > policy.max_attempts:
             raise RuntimeError("too many attempts (the job kept crashing its worker)")

@@ -8,6 +8,7 @@ import signal
 from collections.abc import Sequence
 
 from imagegate.config import Settings
+from imagegate.log_config import configure_logging
 from imagegate.metrics.exposition import metrics_port
 from imagegate.services import build_services
 
@@ -18,7 +19,7 @@ async def run_workers(
     settings: Settings, queues: Sequence[str] | None, concurrency: int | None
 ) -> None:
     """Run until a signal: unfinished jobs are handed back for another worker to run."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings)
     services = build_services(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

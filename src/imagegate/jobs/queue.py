@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from imagegate.clock import Clock
 from imagegate.db.sql import SessionTx, Tx
 from imagegate.jobs import store
+from imagegate.logs import with_request_id
 
 
 class JobQueue:
@@ -50,5 +51,5 @@ class JobQueue:
             tx = SessionTx(tx)
         now = self.clock.now()
         run_at = now if run_at is None else run_at
-        await store.insert(tx, queue, kind, args, run_at, now, lock)
+        await store.insert(tx, queue, kind, with_request_id(args), run_at, now, lock)
         tx.after_commit(self.wake)

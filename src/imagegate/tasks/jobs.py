@@ -68,6 +68,7 @@ class TaskRunner:
             await self._notify(session, ended)
         if ended is not None:
             record.task_ended(ended, generated.provider)
+            log.info("task %s completed by %s", task_id, generated.provider)
 
     async def _generate_unless_ended(self, task: Task) -> Generated | None:
         """The provider's images; or None when the task ended meanwhile (it was cancelled):

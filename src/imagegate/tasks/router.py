@@ -22,6 +22,7 @@ from imagegate.http_docs import parameter, responses
 from imagegate.http_routes import get_and_head
 from imagegate.keys.auth import Caller, ServicesDep, admit
 from imagegate.keys.service import key_hash
+from imagegate.logs import about_task
 from imagegate.metrics import record
 from imagegate.services import Services
 from imagegate.tasks import idempotency, listing, patterns, service, store, usage
@@ -122,6 +123,7 @@ async def create_generation(request: Request) -> Any:
     admitted = await admit_create(request, services)
     wait = preferred_wait(request.headers)
     created = await create(services, admitted)
+    about_task(created.task_id)
     headers = {idempotency.REPLAYED: "true"} if created.replayed else {}
     if wait is None:
         return Response(created_json(created.task_id), media_type=JSON, headers=headers)
@@ -156,6 +158,7 @@ async def get_task(request: Request) -> Any:
     caller = await admit(request, services, row)  # the key, its IP allowlist and rate limit first
     assert row is not None  # admit() refuses an unknown key
     task = service.visible(store.view_of(row), taskId)
+    about_task(task.id)
     if request.url.query:
         wait = wait_seconds(request.query_params.get("wait"), "'wait'")
         if wait is not None:
@@ -175,7 +178,7 @@ async def get_task(request: Request) -> Any:
 )  # fmt: skip
 async def task_events(taskId: str, caller: Caller, services: ServicesDep) -> StreamingResponse:  # noqa: N803
     """The task's status as it changes, as server-sent events."""
-    await _owned(services, caller.account_id, taskId)
+    about_task((await _owned(services, caller.account_id, taskId)).id)
     return StreamingResponse(
         status_events(services, caller.account_id, taskId),
         media_type="text/event-stream",
@@ -192,6 +195,7 @@ async def task_events(taskId: str, caller: Caller, services: ServicesDep) -> Str
 async def cancel_task(taskId: str, caller: Caller, services: ServicesDep) -> Response:  # noqa: N803
     """Cancel a pending or processing task: it fails with code `cancelled` and is refunded."""
     settings = services.settings
+    about_task(service.task_id_or_none(taskId) or "")
     async with services.db.transaction() as session:
         task = await service.cancel(
             session, services.queue, caller.account_id, taskId, services.clock.now(),

@@ -49,10 +49,11 @@ def _log_file(settings: Settings, name: str) -> IO[bytes]:
 
 @asynccontextmanager
 async def imagegate_process(
-    settings: Settings, *args: str, **extra: str
+    settings: Settings, *args: str, environ: dict[str, str] | None = None, **extra: str
 ) -> AsyncIterator[asyncio.subprocess.Process]:
     """`imagegate ARGS` in a process of its own on the test's database and data dir; extra
-    keyword arguments become IMAGEGATE_* settings. Killed on exit if still running."""
+    keyword arguments become IMAGEGATE_* settings, ``environ`` other variables. Killed on exit
+    if still running."""
     env = {
         **os.environ,
         "IMAGEGATE_DATA_DIR": str(settings.data_dir),
@@ -65,6 +66,7 @@ async def imagegate_process(
         # Tests poll hard; they are not about the default per-key rate limit.
         "IMAGEGATE_RATE_LIMIT_PER_MINUTE": str(settings.rate_limit_per_minute),
         **{f"IMAGEGATE_{name.upper()}": value for name, value in extra.items()},
+        **(environ or {}),
     }
     log = _log_file(settings, args[0])
     process = await asyncio.create_subprocess_exec(

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from imagegate.app import SERVER_OPTIONS
 from imagegate.config import Settings
 from imagegate.log_config import logging_config
+from imagegate.metrics.families import process_exited
 
 
 class DrainingServer(uvicorn.Server):
@@ -51,4 +52,7 @@ def serve(app: FastAPI, settings: Settings) -> None:
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace),
         **SERVER_OPTIONS,
     )
-    DrainingServer(config, app).run()
+    try:
+        DrainingServer(config, app).run()
+    finally:
+        process_exited()

@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from harness import HeldProvider, Server, free_port, running_server, wait_for
 from imagegate.config import Settings
 from imagegate.providers.base import GeneratedImage, GenerationRequest, rejected
 from imagegate.providers.simulator import SimulatorProvider
+from scrape import Samples, parse, total
 
 TOKEN = "metrics-token-for-tests"
 SCRAPE = {"Authorization": f"Bearer {TOKEN}"}
 PRICES = {"TURBO": 16, "BALANCED": 28, "QUALITY": 44}
-Samples = Counter[tuple[str, frozenset[tuple[str, str]]]]
 
 
 class RejectingSimulator:
@@ -35,25 +33,11 @@ class RejectingSimulator:
         return await self.simulator.generate(request)
 
 
-def parse(text: str) -> Samples:
-    samples: Samples = Counter()
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            samples[(sample.name, frozenset(sample.labels.items()))] += sample.value
-    return samples
-
-
 async def scrape(server: Server) -> Samples:
     response = await server.http.get("/metrics", headers=SCRAPE)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/plain")
     return parse(response.text)
-
-
-def total(samples: Samples, name: str, **labels: str) -> float:
-    """The sum of ``name``'s samples whose labels include ``labels``."""
-    wanted = set(labels.items())
-    return sum(value for (n, got), value in samples.items() if n == name and wanted <= got)
 
 
 def grew(before: Samples, after: Samples, name: str, **labels: str) -> float:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from imagegate.config import Settings
 from imagegate.log_config import configure_logging
 from imagegate.metrics.exposition import metrics_port
+from imagegate.metrics.families import process_exited
 from imagegate.services import build_services
 
 log = logging.getLogger(__name__)
@@ -33,3 +34,4 @@ async def run_workers(
         log.info("stopping: running jobs get %.0f s to finish", settings.shutdown_grace)
     finally:
         await services.close()
+        process_exited()

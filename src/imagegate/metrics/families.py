@@ -8,7 +8,10 @@ of them answer for all (prometheus-client's multiprocess mode). Sum over instanc
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.multiprocess import mark_process_dead
 
 # Seconds: requests are milliseconds, waited-for ones (Prefer: wait, ?wait=) up to 60 s.
 REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 30, 60)
@@ -60,3 +63,10 @@ CREDITS_REFUNDED = Counter("imagegate_credits_refunded", "Credits refunded for f
 QUEUE_DEPTH = "imagegate_queue_depth"
 QUEUE_OLDEST = "imagegate_queue_oldest_job_age_seconds"
 CIRCUIT_OPEN = "imagegate_provider_circuit_open"
+
+
+def process_exited() -> None:
+    """In multiprocess mode, this process's live gauges (calls in flight) stop counting."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        mark_process_dead(os.getpid(), directory)  # type: ignore[no-untyped-call]

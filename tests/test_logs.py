@@ -49,13 +49,14 @@ async def test_json_lines_follow_a_task_from_the_api_to_its_callback(settings: S
         async def logged() -> list[dict[str, object]] | None:
             lines = _log_lines(settings)
             about = [line for line in lines if line["task_id"] == task_id]
-            worker = [line for line in about if line["logger"] == "imagegate.tasks.jobs"]
-            return about if worker else None
+            callback = [line for line in about if line["logger"] == "imagegate.callbacks.jobs"]
+            return about if callback else None
 
         about = await wait_for(logged, within=30)
     loggers = {str(line["logger"]) for line in about}
     assert "uvicorn.access" in loggers  # the create, by the API
     assert "imagegate.tasks.jobs" in loggers  # its run, by the worker
+    assert "imagegate.callbacks.jobs" in loggers  # its callback
     assert all(line["request_id"] == "req-follow-me" for line in about), about
     assert account.key not in _log_text(settings)
     keys = [line for line in _log_lines(settings) if re.search(r"sk-[\w-]{20}", json.dumps(line))]

@@ -12,6 +12,7 @@ from harness import HeldProvider, Server, free_port, running_server, wait_for
 from imagegate.config import Settings
 from imagegate.providers.base import GeneratedImage, GenerationRequest, rejected
 from imagegate.providers.simulator import SimulatorProvider
+from receiver import running_receiver
 from scrape import Samples, parse, total
 
 TOKEN = "metrics-token-for-tests"
@@ -140,3 +141,28 @@ async def test_the_metrics_port_serves_without_a_token(settings: Settings) -> No
             response = await http.get(f"http://127.0.0.1:{port}/metrics")
     assert response.status_code == 200
     assert total(parse(response.text), "imagegate_tasks_completed_total") >= 1
+
+
+async def test_callback_attempts_count_by_outcome(metered: Settings) -> None:
+    lenient = metered.model_copy(update={"callback_allow_private": True,
+                                         "callback_retry_delays": (0.0, 0.0)})  # fmt: skip
+    async with running_receiver(lambda n: 500 if n == 1 else 200) as receiver:
+        async with running_server(lenient) as s:
+            account = await s.account()
+            before = await scrape(s)
+            body = {"model": "ideogram-v4", "callback_url": receiver.url, "input": {"prompt": "x"}}
+            created = await s.http.post(
+                "/v1/images/generations", json=body, headers=account.headers
+            )
+            assert created.status_code == 200, created.text
+
+            async def delivered() -> Samples | None:
+                after = await scrape(s)
+                done = grew(before, after, "imagegate_callback_attempts_total", outcome="delivered")
+                return after if done else None
+
+            after = await wait_for(delivered, within=20)
+    attempts = "imagegate_callback_attempts_total"
+    assert grew(before, after, attempts, outcome="retry") == 1
+    assert grew(before, after, attempts, outcome="delivered") == 1
+    assert grew(before, after, attempts, outcome="failed") == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import httpx
@@ -17,7 +18,10 @@ from imagegate.db.database import Database
 from imagegate.db.models import Callback, CallbackAttempt, Task
 from imagegate.jobs.kinds import JobKind
 from imagegate.jobs.queue import JobQueue
+from imagegate.metrics import record
 from imagegate.tasks.presenter import task_json
+
+log = logging.getLogger(__name__)
 
 
 class CallbackDeliverer:
@@ -67,9 +71,15 @@ class CallbackDeliverer:
             error=result.error,
         )
         async with self.db.transaction() as session:
-            await service.record_attempt(
+            moved = await service.record_attempt(
                 session, self.queue, attempt, result.delivered, self.settings.callback_retry_delays
             )
+        outcome = "retry" if moved.status == "pending" else moved.status
+        record.callback_attempt(outcome)
+        log.info(
+            "callback attempt %s for task %s: %s (%s)",
+            number, task_id, outcome, result.status_code or result.error,
+        )  # fmt: skip
 
     def _headers(
         self, callback: Callback, secret: str, timestamp: int, body: bytes

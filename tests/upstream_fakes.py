@@ -77,6 +77,7 @@ class Fake:
     script: list[str] = field(default_factory=list)
     clock: Clock = field(default_factory=Clock)
     base_url: str = ""
+    image_base: str = ""  # where its image URLs point (default: its own base_url)
     calls: list[Call] = field(default_factory=list)
     files: dict[str, bytes] = field(default_factory=dict)
     in_flight: int = 0
@@ -105,7 +106,7 @@ class Fake:
         name = f"{uuid.uuid4().hex}.png"
         if answer != "expired":
             self.files[name] = png(resolution, noise=answer == "oversized")
-        return f"{self.base_url}/files/{name}?exp=1&sig=0badc0de"
+        return f"{self.image_base or self.base_url}/files/{name}?exp=1&sig=0badc0de"
 
     async def file(self, request: Request) -> Response:
         data = self.files.get(request.path_params["name"])
@@ -297,6 +298,7 @@ FAST = {
     "upstream_timeout": 2.0,
     "replicate_poll_interval": 0.02,
     "circuit_failure_threshold": 1000,
+    "upstream_allow_private": True,  # the fakes serve their images from loopback
 }
 
 

@@ -29,7 +29,7 @@ from imagegate.keys.ratelimit import RateLimiter
 from imagegate.keys.secret import load_or_create_secret
 from imagegate.keys.service import KeyHasher
 from imagegate.keys.usage import KeyUsage
-from imagegate.outbound import callback_client
+from imagegate.outbound import callback_client, image_client
 from imagegate.providers.base import Provider
 from imagegate.providers.routing import ProviderRouter
 from imagegate.providers.setup import build_router, upstream_client
@@ -52,7 +52,8 @@ class Services:
     store: LocalImageStore
     providers: ProviderRouter
     http: httpx.AsyncClient  # callbacks: checked IPs, no keep-alive
-    upstream_http: httpx.AsyncClient  # providers and their image URLs
+    upstream_http: httpx.AsyncClient  # the providers' APIs
+    image_http: httpx.AsyncClient  # the providers' image URLs: checked addresses
     rate_limiter: RateLimiter
     trusted_proxies: list[Network]
     key_usage: KeyUsage
@@ -83,6 +84,7 @@ class Services:
         await self.rate_limiter.close()
         await self.http.aclose()
         await self.upstream_http.aclose()
+        await self.image_http.aclose()
         await self.db.dispose()
 
 
@@ -97,7 +99,7 @@ def build_services(
         settings.database_pool_size,
         settings.database_pool_overflow,
     )
-    upstream = upstream_client(settings)
+    upstream, images = upstream_client(settings), image_client(settings)
     rate_limiter = RateLimiter(settings.resolved_rate_limit_storage)
     hasher = KeyHasher(load_or_create_secret(settings.data_dir, settings.secret_key))
     return Services(
@@ -107,9 +109,10 @@ def build_services(
         hasher=hasher,
         queue=JobQueue(clock),
         store=build_store(settings),
-        providers=build_router(settings, db, clock, upstream, providers),
+        providers=build_router(settings, db, clock, upstream, images, providers),
         http=callback_client(settings),
         upstream_http=upstream,
+        image_http=images,
         rate_limiter=rate_limiter,
         trusted_proxies=parse_networks(settings.trusted_proxies),
         key_usage=KeyUsage(db, settings.key_usage_flush_seconds),

@@ -67,7 +67,6 @@ class AccountEventDeliverer:
         body = event.body()
         result = await post_callback(
             self.http, url, body, _headers(event, secret, int(now), body),
-            allow_private=self.settings.callback_allow_private,
             time_limit=self.settings.callback_timeout,
         )  # fmt: skip
         if not result.delivered:

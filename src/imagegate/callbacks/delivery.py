@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from imagegate.callbacks.ssrf import Unresolvable, UnsafeDestination, ascii_host, resolve
+from imagegate.outbound import RefusedDestination
 
 MAX_RESPONSE_BYTES = 4096
 
@@ -30,44 +28,25 @@ async def post_callback(
     body: bytes,
     headers: dict[str, str],
     *,
-    allow_private: bool,
     time_limit: float,
 ) -> DeliveryResult:
-    """POST ``body`` to ``url``; any failure is described in the result, never raised."""
+    """POST ``body`` to ``url`` through ``client`` (outbound.callback_client: the address it
+    connects to is checked); any failure is described in the result, never raised."""
     try:
         async with asyncio.timeout(time_limit):  # the whole attempt, DNS and a slow drip included
-            target, extra_headers, extensions = pinned(url, (await resolve(url, allow_private))[0])
-            request = client.build_request(
-                "POST", target, content=body, headers={**headers, **extra_headers},
-                extensions=extensions,
-            )  # fmt: skip
+            request = client.build_request("POST", url, content=body, headers=headers)
             response = await client.send(request, stream=True, follow_redirects=False)
             try:
                 await _read_some(response)
             finally:
                 await response.aclose()
-    except Unresolvable as exc:
-        return DeliveryResult(None, str(exc))
-    except UnsafeDestination as exc:
-        return DeliveryResult(None, f"refused: {exc}")
+    except RefusedDestination as exc:
+        return DeliveryResult(None, exc.reason if exc.unresolvable else f"refused: {exc.reason}")
     except TimeoutError:
         return DeliveryResult(None, f"timed out after {time_limit:g}s")
     except Exception as exc:  # httpx errors and anything else: a failed attempt, never a lost one
         return DeliveryResult(None, f"{type(exc).__name__}: {exc}".rstrip(": "))
     return DeliveryResult(response.status_code, _status_error(response))
-
-
-def pinned(url: str, address: str) -> tuple[str, dict[str, str], dict[str, Any]]:
-    """``url`` rewritten to connect to ``address``, keeping the Host header and TLS name."""
-    parts = urlsplit(url)
-    host = ascii_host(parts.hostname or "")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    literal = f"[{address}]" if ":" in address else address
-    target = urlunsplit((parts.scheme, f"{literal}:{port}", parts.path or "/", parts.query, ""))
-    extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
-    name = f"[{host}]" if ":" in host else host
-    host_header = name if parts.port is None else f"{name}:{parts.port}"
-    return target, {"Host": host_header}, extensions
 
 
 async def _read_some(response: httpx.Response) -> None:

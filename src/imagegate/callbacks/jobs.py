@@ -60,7 +60,6 @@ class CallbackDeliverer:
         now = self.clock.now()
         result = await post_callback(
             self.http, callback.url, body, self._headers(callback, secret, int(now), body),
-            allow_private=self.settings.callback_allow_private,
             time_limit=self.settings.callback_timeout,
         )  # fmt: skip
         attempt = CallbackAttempt(

@@ -1,8 +1,10 @@
-"""Callbacks may only reach the public internet: no loopback, private, link-local (cloud
-metadata), multicast or reserved addresses, in IPv4 or IPv6, unless the operator allows it.
+"""URLs that clients and upstreams give us may only reach the public internet: no loopback,
+private, link-local (cloud metadata), multicast, reserved or otherwise not globally reachable
+addresses (IANA's special-purpose registries), in IPv4 or IPv6, unless the operator allows it.
 
-Checked when a task is created and again at each delivery against the address actually
-connected to, so a DNS answer that changes in between (rebinding) cannot redirect a callback.
+Checked when a task is created and again by outbound.GuardedTransport at each request against
+the address actually connected to, so a DNS answer that changes in between (rebinding) cannot
+redirect a callback or an image download.
 """
 
 from __future__ import annotations
@@ -33,15 +35,36 @@ _DNS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="imagegate-dns")
 RESOLVE_SECONDS = 5.0
 
 
+# Ranges IANA's IPv4 and IPv6 special-purpose address registries mark not globally reachable
+# (or deprecated), beyond what this Python's ipaddress knows: its is_global has changed between
+# releases and misses some (fec0::/10, the deprecated site-local range, passes it).
+NOT_GLOBAL = tuple(
+    ipaddress.ip_network(net)
+    for net in (
+        "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+        "172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16",
+        "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "240.0.0.0/4",
+        "::/96", "::ffff:0:0:0/96", "64:ff9b:1::/48", "100::/64", "100:0:0:1::/64", "2001::/23",
+        "2001:db8::/32", "3fff::/20", "5f00::/16", "fc00::/7", "fe80::/10", "fec0::/10",
+    )
+)  # fmt: skip
+# NAT64's well-known prefix: the last 32 bits are the IPv4 address actually reached.
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
 def is_public(address: IPAddress) -> bool:
     if isinstance(address, ipaddress.IPv6Address):
-        # IPv4 carried inside IPv6 (mapped, 6to4, Teredo) must pass the IPv4 rules too.
+        # IPv4 carried inside IPv6 (mapped, 6to4, Teredo, NAT64) must pass the IPv4 rules too.
         embedded = [address.ipv4_mapped, address.sixtofour]
         embedded += [address.teredo[1]] if address.teredo else []
+        if address in NAT64:
+            embedded.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
         if any(inner is not None and not is_public(inner) for inner in embedded):
             return False
-        if address.ipv4_mapped is not None:
-            return True
+        if address.ipv4_mapped is not None or address in NAT64:
+            return True  # the IPv4 address it stands for is public
+    if any(address in network for network in NOT_GLOBAL):
+        return False
     return address.is_global and not (
         address.is_multicast
         or address.is_private

@@ -1,5 +1,9 @@
 """Fetching an upstream's image before its URL expires (Ideogram: 24 h, Replicate: 1 h).
 
+Through outbound.image_client: the URL and every redirect it takes may only reach public
+addresses (unless IMAGEGATE_UPSTREAM_ALLOW_PRIVATE), so a model's output cannot point us at
+this network.
+
 The image is downloaded with a size cap and a time limit, checked and converted by Pillow to
 the task's output format; the task then points at our own storage, never at the upstream.
 """
@@ -11,6 +15,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from imagegate.outbound import RefusedDestination
 from imagegate.providers.base import (
     GeneratedImage,
     GenerationRequest,
@@ -51,6 +56,8 @@ class Rehoster:
                     raise unavailable(f"image from {_host(url)} answered {response.status_code}")
                 _check_headers(response, self.max_bytes)
                 return await self._read_capped(response)
+        except RefusedDestination as exc:  # a private address, unless the operator allows them
+            raise bad_image(f"image URL refused: {exc.reason}") from None
         except httpx.TimeoutException:
             raise unavailable(f"image from {_host(url)} timed out") from None
         except httpx.HTTPError as exc:

@@ -23,10 +23,11 @@ log = logging.getLogger(__name__)
 
 
 def upstream_client(settings: Settings) -> httpx.AsyncClient:
-    """The process's client for upstream APIs and their image URLs (keep-alive pooled)."""
+    """The process's client for the upstream APIs (keep-alive pooled); their image URLs are
+    fetched through outbound.image_client instead (checked addresses)."""
     return httpx.AsyncClient(
-        follow_redirects=True,  # image hosts redirect to CDNs; credentials are never sent there
-        trust_env=True,  # an operator's egress proxy (HTTPS_PROXY) applies to upstreams
+        follow_redirects=False,  # an API that redirects is misconfigured; never follow blindly
+        trust_env=True,  # an operator's egress proxy (HTTPS_PROXY) applies to upstream APIs
         timeout=settings.upstream_timeout,
         limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
     )
@@ -37,13 +38,14 @@ def build_router(
     db: Database,
     clock: Clock,
     http: httpx.AsyncClient,
+    images: httpx.AsyncClient,
     overrides: dict[str, Provider] | None = None,
 ) -> ProviderRouter:
     """Routes for every catalogue model; ``overrides`` (tests) maps a model to one provider."""
     if overrides is not None:
         routes = {model: [Route(p.name, p)] for model, p in overrides.items()}
     else:
-        routes = _routes(settings, clock, http)
+        routes = _routes(settings, clock, http, images)
     breakers = CircuitBreakers(
         db, clock, settings.circuit_failure_threshold, settings.circuit_cooldown
     )
@@ -68,14 +70,16 @@ def default_route(settings: Settings) -> list[str]:
     return configured or ["simulator"]
 
 
-def _routes(settings: Settings, clock: Clock, http: httpx.AsyncClient) -> dict[str, list[Route]]:
+def _routes(
+    settings: Settings, clock: Clock, http: httpx.AsyncClient, images: httpx.AsyncClient
+) -> dict[str, list[Route]]:
     rehoster = Rehoster(
-        http,
+        images,
         settings.upstream_image_max_bytes,
         settings.upstream_image_max_pixels,
         settings.upstream_timeout,
     )
-    built = {name: _route(name, settings, clock, rehoster) for name in PROVIDER_NAMES}
+    built = {name: _route(name, settings, clock, http, rehoster) for name in PROVIDER_NAMES}
     default = default_route(settings)
     routes = {
         model: [
@@ -93,8 +97,10 @@ def _routes(settings: Settings, clock: Clock, http: httpx.AsyncClient) -> dict[s
     return routes
 
 
-def _route(name: str, settings: Settings, clock: Clock, rehoster: Rehoster) -> Route:
-    s, http = settings, rehoster.http
+def _route(
+    name: str, settings: Settings, clock: Clock, http: httpx.AsyncClient, rehoster: Rehoster
+) -> Route:
+    s = settings
     if name == "simulator":
         return Route(name, SimulatorProvider(s.simulator_delay_for))
     if name == "ideogram":

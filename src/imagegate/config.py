@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -195,6 +196,13 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             value = tuple(part.strip() for part in value.split(",") if part.strip())
         parse_networks(value)
+        return value
+
+    @field_validator("storage_url")
+    @classmethod
+    def _storage_url(cls, value: str) -> str:
+        if value and not re.fullmatch(r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/[^?#]*)?", value):
+            raise ValueError("leave it empty (files in the data dir) or write s3://bucket/prefix")
         return value
 
     @field_validator("public_url")

@@ -16,6 +16,7 @@ from imagegate.catalog import MODELS
 from imagegate.clock import Clock
 from imagegate.config import Settings
 from imagegate.db.database import Database
+from imagegate.jobs.admin import Cleanup
 from imagegate.jobs.kinds import JobKind, RetryPolicy
 from imagegate.jobs.procrastinate_worker import (
     MAINTENANCE_QUEUE,
@@ -33,8 +34,10 @@ from imagegate.outbound import callback_client, image_client
 from imagegate.providers.base import Provider
 from imagegate.providers.routing import ProviderRouter
 from imagegate.providers.setup import build_router, upstream_client
-from imagegate.storage.local import LocalImageStore
+from imagegate.storage.base import ImageStore
+from imagegate.storage.retention import image_retention
 from imagegate.storage.setup import build_store
+from imagegate.storage.thumbnails import THUMBNAILS
 from imagegate.tasks import idempotency
 from imagegate.tasks.jobs import TaskRunner
 from imagegate.tasks.service import RUN_TASK, task_queue
@@ -49,7 +52,7 @@ class Services:
     db: Database
     hasher: KeyHasher
     queue: JobQueue
-    store: LocalImageStore
+    store: ImageStore
     providers: ProviderRouter
     http: httpx.AsyncClient  # callbacks: checked IPs, no keep-alive
     upstream_http: httpx.AsyncClient  # the providers' APIs
@@ -147,8 +150,13 @@ def job_kinds(services: Services) -> dict[str, JobKind]:
     }
 
 
-# Retention rules that run hourly with the jobs' (jobs/admin.py's retention).
-CLEANUPS = (idempotency.delete_expired,)
+def cleanups(services: Services) -> tuple[Cleanup, ...]:
+    """Retention rules that run hourly with the jobs' (jobs/admin.py's retention)."""
+    days = services.settings.image_retention_days
+    if days is None:
+        return (idempotency.delete_expired,)
+    thumbnails = services.settings.data_dir / THUMBNAILS
+    return (idempotency.delete_expired, image_retention(services.store, thumbnails, days))
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
@@ -171,9 +179,12 @@ def build_workers(
         return _procrastinate_pools(services, pools)
     kinds = job_kinds(services)
     return [
-        Worker(services.db, services.queue, kinds, services.clock, _worker_config(settings, *pool))
+        Worker(
+            services.db, services.queue, kinds, services.clock,
+            _worker_config(settings, cleanups(services), *pool),
+        )
         for pool in pools
-    ]
+    ]  # fmt: skip
 
 
 def _procrastinate_pools(
@@ -188,7 +199,7 @@ def _procrastinate_pools(
         retry_policy(settings),
         settings.job_stall_seconds,
         settings.job_retention_days,
-        CLEANUPS,
+        cleanups(services),
     )
     every_model = tuple(task_queue(name) for name in MODELS)
     workers: list[Worker | ProcrastinateWorker] = []
@@ -209,7 +220,11 @@ def _procrastinate_pools(
 
 
 def _worker_config(
-    settings: Settings, queues: tuple[str, ...] | None, exclude: tuple[str, ...], concurrency: int
+    settings: Settings,
+    rules: tuple[Cleanup, ...],
+    queues: tuple[str, ...] | None,
+    exclude: tuple[str, ...],
+    concurrency: int,
 ) -> WorkerConfig:
     return WorkerConfig(
         concurrency=concurrency,
@@ -217,7 +232,7 @@ def _worker_config(
         stall_seconds=settings.job_stall_seconds,
         policy=retry_policy(settings),
         retention_days=settings.job_retention_days,
-        cleanups=CLEANUPS,
+        cleanups=rules,
         queues=queues,
         exclude_queues=exclude,
         grace=settings.shutdown_grace,

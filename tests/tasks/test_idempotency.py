@@ -12,7 +12,7 @@ from sqlalchemy import text
 from harness import Account, Server
 from imagegate.billing import service as billing
 from imagegate.jobs.admin import retention
-from imagegate.services import CLEANUPS
+from imagegate.services import cleanups
 from imagegate.tasks.idempotency import KEPT_SECONDS
 
 BODY: dict[str, Any] = {"model": "ideogram-v4", "input": {"prompt": "a lighthouse at dusk"}}
@@ -104,7 +104,7 @@ async def test_expired_keys_are_deleted_by_the_hourly_retention(server: Server) 
     server.clock.advance(KEPT_SECONDS + 1)
     await create(server, account, "new")
     async with server.services.db.transaction() as session:
-        await retention(session, 7, server.clock.now(), CLEANUPS)
+        await retention(session, 7, server.clock.now(), cleanups(server.services))
     async with server.services.db.sessions() as session:
         keys = (await session.execute(text("SELECT key FROM idempotency_keys"))).scalars()
         assert list(keys) == ["new"]

@@ -19,7 +19,7 @@ from imagegate.console.web import render, services_of, short_id
 from imagegate.db.models import ApiKey, Task
 from imagegate.errors import TaskNotFound
 from imagegate.keys.service import list_keys
-from imagegate.storage.thumbnails import MEDIA_TYPE, Thumbnails
+from imagegate.storage.thumbnails import MEDIA_TYPE, THUMBNAILS, Thumbnails
 from imagegate.tasks import listing as tasks
 from imagegate.tasks.listing import TaskFilter
 from imagegate.tasks.service import get_task
@@ -215,7 +215,7 @@ async def thumbnail(request: Request, who: Who, task_id: str, n: str) -> Respons
     keys = task.output_urls or []
     if task.status != TaskStatus.COMPLETED or not n.isdecimal() or int(n) >= len(keys):
         raise PageNotFound("There is no such image.")
-    thumbnails = Thumbnails(services.store, services.settings.data_dir / "thumbnails")
+    thumbnails = Thumbnails(services.store, services.settings.data_dir / THUMBNAILS)
     path = await thumbnails.get(keys[int(n)])
     if path is None:
         raise PageNotFound("This image is no longer stored.")

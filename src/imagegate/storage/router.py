@@ -1,25 +1,48 @@
-"""GET /images/YYYY/MM/DD/<name>: the hosted images."""
+"""GET /images/YYYY/MM/DD/<name>: the hosted images, from local files or streamed from the
+bucket (IMAGEGATE_S3_SERVE=redirect: a 307 to a presigned URL instead)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 
 from imagegate.errors import UnknownEndpoint
-from imagegate.storage.local import LocalImageStore
+from imagegate.services import Services
+from imagegate.storage.base import KEY_PATTERN, expired
+from imagegate.storage.s3 import S3ImageStore
 
 router = APIRouter()
+CACHE = {"Cache-Control": "public, max-age=31536000, immutable"}
 
 
 @router.api_route("/images/{key:path}", methods=["GET", "HEAD"], include_in_schema=False)
-async def get_image(key: str, request: Request) -> FileResponse:
-    store: LocalImageStore = request.app.state.services.store
-    found = store.locate(key)
+async def get_image(key: str, request: Request) -> Response:
+    services: Services = request.app.state.services
+    days = services.settings.image_retention_days
+    if KEY_PATTERN.match(key) and expired(key, services.clock.now(), days):
+        raise UnknownEndpoint(f"Image '{key}' has expired: images are kept {days:g} days.")
+    store = services.store
+    if isinstance(store, S3ImageStore) and services.settings.s3_serve == "redirect":
+        url = await store.signed_url(key)
+        if url is None:
+            raise _missing(key)
+        return RedirectResponse(url, status_code=307)
+    found = await store.open(key, body=request.method != "HEAD")
     if found is None:
-        raise UnknownEndpoint(f"Image '{key}' does not exist.")
-    path, media_type = found
-    return FileResponse(
-        path,
-        media_type=media_type,
-        headers={"Cache-Control": "public, max-age=31536000, immutable"},
-    )
+        raise _missing(key)
+    if found.path is not None:
+        return FileResponse(found.path, media_type=found.media_type, headers=CACHE)
+    headers = {**CACHE, "Content-Length": str(found.size)}
+    return StreamingResponse(found.chunks or _nothing(), media_type=found.media_type,
+                             headers=headers)  # fmt: skip
+
+
+def _missing(key: str) -> UnknownEndpoint:
+    return UnknownEndpoint(f"Image '{key}' does not exist.")
+
+
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield b""

@@ -4,28 +4,31 @@ A thumbnail lives at ``<thumbnails root>/<image key>.webp``; it is made on first
 thread (decoding is blocking work), written to a temporary name and renamed, so a reader never
 sees half a file and two requests racing to make it only both write the same bytes.
 
-The sources are our own stored images: every one passed the pixel limit of
+The sources are our own stored images (read through the image store, so from the bucket too:
+the thumbnails stay a local cache of each process), every one passed the pixel limit of
 ``storage.images.prepare_image`` on the way in, so no size check is repeated here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import secrets
 from pathlib import Path
 
 from PIL import Image
 
-from imagegate.storage.local import KEY_PATTERN, LocalImageStore
+from imagegate.storage.base import KEY_PATTERN, ImageStore
 
+THUMBNAILS = "thumbnails"  # their folder in the data dir
 THUMBNAIL_SIZE = 160  # pixels on the longest side
 WEBP_QUALITY = 80
 MEDIA_TYPE = "image/webp"
 
 
 class Thumbnails:
-    def __init__(self, images: LocalImageStore, root: Path, size: int = THUMBNAIL_SIZE) -> None:
+    def __init__(self, images: ImageStore, root: Path, size: int = THUMBNAIL_SIZE) -> None:
         self.images = images
         self.root = root
         self.size = size
@@ -42,14 +45,14 @@ class Thumbnails:
         path = self.path_of(key)
         if path.is_file():
             return path
-        found = self.images.locate(key)
-        if found is None:
+        source = await self.images.read(key)
+        if source is None:
             return None
-        await asyncio.to_thread(self._make, found[0], path)
+        await asyncio.to_thread(self._make, source, path)
         return path
 
-    def _make(self, source: Path, path: Path) -> None:
-        with Image.open(source) as image:
+    def _make(self, source: bytes, path: Path) -> None:
+        with Image.open(io.BytesIO(source)) as image:
             image.thumbnail((self.size, self.size))  # keeps the aspect ratio; decodes reduced
             preview = image if image.mode in ("RGB", "RGBA") else image.convert("RGBA")
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ from imagegate.jobs.queue import JobQueue
 from imagegate.metrics import record
 from imagegate.providers.base import GenerationRequest, ProviderError
 from imagegate.providers.routing import Generated, ProviderRouter
-from imagegate.storage.local import LocalImageStore
+from imagegate.storage.base import ImageStore
 from imagegate.tasks import service
 from imagegate.tasks import store as tasks_store
 from imagegate.tasks.status import TaskStatus
@@ -34,7 +34,7 @@ class TaskRunner:
         db: Database,
         queue: JobQueue,
         providers: ProviderRouter,
-        store: LocalImageStore,
+        store: ImageStore,
         clock: Clock,
         callback_delays: Sequence[float],
         watch: TaskWatch,

@@ -53,6 +53,8 @@ NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 
 def is_public(address: IPAddress) -> bool:
+    """Whether ``address`` is globally reachable: the one address rule for every URL that
+    clients and upstreams give us (callbacks, webhooks, image URLs and their redirects)."""
     if isinstance(address, ipaddress.IPv6Address):
         # IPv4 carried inside IPv6 (mapped, 6to4, Teredo, NAT64) must pass the IPv4 rules too.
         embedded = [address.ipv4_mapped, address.sixtofour]

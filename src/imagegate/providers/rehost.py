@@ -56,7 +56,10 @@ class Rehoster:
                     raise unavailable(f"image from {_host(url)} answered {response.status_code}")
                 _check_headers(response, self.max_bytes)
                 return await self._read_capped(response)
-        except RefusedDestination as exc:  # a private address, unless the operator allows them
+        except RefusedDestination as exc:
+            if exc.unresolvable:  # DNS down or slow: a new try (or generation) may do
+                raise unavailable(f"image from {_host(url)}: {exc.reason}") from None
+            # A private address (unless the operator allows them): asking again cannot help.
             raise bad_image(f"image URL refused: {exc.reason}") from None
         except httpx.TimeoutException:
             raise unavailable(f"image from {_host(url)} timed out") from None

@@ -24,10 +24,16 @@ log = logging.getLogger(__name__)
 
 def upstream_client(settings: Settings) -> httpx.AsyncClient:
     """The process's client for the upstream APIs (keep-alive pooled); their image URLs are
-    fetched through outbound.image_client instead (checked addresses)."""
+    fetched through outbound.image_client instead (checked addresses, no proxy).
+
+    The APIs' base URLs are the operator's settings, never a client's or a model's, so they are
+    not held to the SSRF guard (an operator may run a model server on their own network) and an
+    operator's egress proxy (HTTPS_PROXY) applies to them: often the only way out."""
     return httpx.AsyncClient(
-        follow_redirects=False,  # an API that redirects is misconfigured; never follow blindly
-        trust_env=True,  # an operator's egress proxy (HTTPS_PROXY) applies to upstream APIs
+        # Not followed: httpx drops Authorization on a redirect to another host, but not
+        # Ideogram's Api-Key header; a redirecting API is misconfigured anyway.
+        follow_redirects=False,
+        trust_env=True,
         timeout=settings.upstream_timeout,
         limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
     )
@@ -70,15 +76,20 @@ def default_route(settings: Settings) -> list[str]:
     return configured or ["simulator"]
 
 
-def _routes(
-    settings: Settings, clock: Clock, http: httpx.AsyncClient, images: httpx.AsyncClient
-) -> dict[str, list[Route]]:
-    rehoster = Rehoster(
+def build_rehoster(settings: Settings, images: httpx.AsyncClient) -> Rehoster:
+    """The providers' image downloader; ``images`` is outbound.image_client (guarded)."""
+    return Rehoster(
         images,
         settings.upstream_image_max_bytes,
         settings.upstream_image_max_pixels,
         settings.upstream_timeout,
     )
+
+
+def _routes(
+    settings: Settings, clock: Clock, http: httpx.AsyncClient, images: httpx.AsyncClient
+) -> dict[str, list[Route]]:
+    rehoster = build_rehoster(settings, images)
     built = {name: _route(name, settings, clock, http, rehoster) for name in PROVIDER_NAMES}
     default = default_route(settings)
     routes = {

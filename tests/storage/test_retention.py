@@ -5,14 +5,9 @@ from __future__ import annotations
 
 from harness import Server, running_server
 from imagegate.config import Settings
-from imagegate.services import cleanups
 from imagegate.storage.base import DAY_SECONDS
 
-
-async def run_cleanups(server: Server) -> None:
-    async with server.services.db.transaction() as session:
-        for cleanup in cleanups(server.services):
-            await cleanup(session, server.clock.now())
+from .support import run_cleanups
 
 
 async def test_an_image_past_the_retention_expires_and_is_deleted(settings: Settings) -> None:

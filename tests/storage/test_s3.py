@@ -1,61 +1,25 @@
 """Images in an S3 bucket, against a real S3 server on loopback (moto's server mode): created,
-served (streamed or redirected to a presigned URL), expired, and a bucket outage that fails the
-task with a refund."""
+served (streamed or redirected to a presigned URL), expired and deleted, and the bucket down
+while serving and cleaning up. (A bucket down while a task stores its image:
+test_write_failures.py; what every store does: test_stores.py.)"""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
-from dataclasses import dataclass
+import calendar
+import logging
 
 import httpx
 import pytest
-from moto.server import ThreadedMotoServer
-from pydantic import SecretStr
 
-from harness import Server, free_port, running_server, wait_for
+from harness import Server, running_server
 from imagegate.config import Settings
-from imagegate.services import cleanups
 from imagegate.storage.base import DAY_SECONDS
+from imagegate.storage.s3 import STREAM_CHUNK
+from imagegate.storage.setup import build_store
 
-BUCKET = "images"
+from .support import BUCKET, Bucket, noise_png, run_cleanups
 
-
-@dataclass
-class Bucket:
-    endpoint: str
-
-    def keys(self) -> list[str]:
-        """The bucket's keys, as S3's ListObjectsV2 gives them."""
-        listed = httpx.get(f"{self.endpoint}/{BUCKET}", params={"list-type": "2"})
-        assert listed.status_code == 200, listed.text
-        return re.findall(r"<Key>([^<]+)</Key>", listed.text)
-
-
-@pytest.fixture
-def bucket() -> Iterator[Bucket]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{server._port}"
-    try:
-        # moto keeps its buckets in the process, across servers: start empty.
-        assert httpx.post(f"{endpoint}/moto-api/reset").status_code == 200
-        assert httpx.put(f"{endpoint}/{BUCKET}").status_code == 200  # CreateBucket
-        yield Bucket(endpoint)
-    finally:
-        server.stop()
-
-
-def in_bucket(settings: Settings, endpoint: str, **more: object) -> Settings:
-    return settings.model_copy(
-        update={
-            "storage_url": f"s3://{BUCKET}/gateway",
-            "s3_endpoint_url": endpoint,
-            "s3_access_key_id": SecretStr("test"),
-            "s3_secret_access_key": SecretStr("test"),
-            **more,
-        }
-    )
+NOW = float(calendar.timegm((2026, 3, 10, 12, 0, 0)))
 
 
 async def completed_image(server: Server) -> tuple[str, str]:
@@ -70,7 +34,7 @@ async def completed_image(server: Server) -> tuple[str, str]:
 async def test_images_are_stored_in_the_bucket_and_streamed_by_the_api(
     settings: Settings, bucket: Bucket
 ) -> None:
-    async with running_server(in_bucket(settings, bucket.endpoint)) as server:
+    async with running_server(bucket.settings(settings)) as server:
         url, key = await completed_image(server)
         assert bucket.keys() == [f"gateway/{key}"]
         served = await server.http.get(url)
@@ -90,10 +54,12 @@ async def test_images_are_stored_in_the_bucket_and_streamed_by_the_api(
 async def test_redirect_mode_answers_with_a_presigned_url(
     settings: Settings, bucket: Bucket
 ) -> None:
-    redirecting = in_bucket(settings, bucket.endpoint, s3_serve="redirect")
+    redirecting = bucket.settings(settings, s3_serve="redirect")
     async with running_server(redirecting) as server:
         url, key = await completed_image(server)
         answer = await server.http.get(url)
+        missing = await server.http.get(url.replace(key[-12:], "x" * 8 + key[-4:]))
+    assert missing.status_code == 404
     assert answer.status_code == 307
     location = answer.headers["location"]
     assert location.startswith(f"{bucket.endpoint}/{BUCKET}/gateway/{key}?")
@@ -109,34 +75,57 @@ async def test_redirect_mode_answers_with_a_presigned_url(
 async def test_an_expired_image_answers_404_and_the_cleanup_deletes_it(
     settings: Settings, bucket: Bucket
 ) -> None:
-    kept_a_day = in_bucket(settings, bucket.endpoint, image_retention_days=1.0)
+    kept_a_day = bucket.settings(settings, image_retention_days=1.0)
     async with running_server(kept_a_day) as server:
         url, key = await completed_image(server)
         assert (await server.http.get(url)).status_code == 200
         server.clock.advance(2 * DAY_SECONDS)
         expired = await server.http.get(url)
         assert bucket.keys() == [f"gateway/{key}"]  # answered 404 before the cleanup ran
-        async with server.services.db.transaction() as session:
-            for cleanup in cleanups(server.services):
-                await cleanup(session, server.clock.now())
+        await run_cleanups(server)
     assert expired.status_code == 404
     message = expired.json()["error"]["message"]
-    assert message == f"Image '{key}' has expired: images are kept 1 days."
+    assert message == f"Image '{key}' has expired: images are kept 1 day."
     assert bucket.keys() == []
 
 
-async def test_a_bucket_outage_fails_the_task_with_a_refund(settings: Settings) -> None:
-    nobody = f"http://127.0.0.1:{free_port()}"  # no S3 server answers there
-    down = in_bucket(settings, nobody, job_max_attempts=2)
-    async with running_server(down) as server:
-        account = await server.account(credits=1000)
-        task = await server.run(account)
-        assert await server.ledger(account) == (1000, 1000)  # charged, then refunded
+async def test_images_are_streamed_as_they_arrive(settings: Settings, bucket: Bucket) -> None:
+    store = build_store(bucket.settings(settings))
+    image = noise_png(256, 256)
+    assert len(image.data) > 2 * STREAM_CHUNK
+    found = await store.open(await store.save(image, NOW))
+    assert found is not None
+    assert found.chunks is not None
+    chunks = [chunk async for chunk in found.chunks]
+    assert len(chunks) > 1  # not held whole before the first byte goes out
+    assert b"".join(chunks) == image.data
 
-        async def given_up() -> bool:
-            return [job.status for job in await server.jobs()] in ([], ["failed"])
 
-        await wait_for(given_up, within=30)
-    assert task["status"] == "failed"
-    assert task["error"]["code"] == "internal_error"
-    assert "output" not in task
+async def test_the_bucket_down_while_serving_answers_503(
+    settings: Settings, bucket: Bucket
+) -> None:
+    async with running_server(bucket.settings(settings)) as server:
+        url, _ = await completed_image(server)
+        bucket.stop()
+        answers = [await server.http.get(url), await server.http.head(url)]
+    for answer in answers:
+        assert answer.status_code == 503
+    assert answers[0].json()["error"] == {
+        "code": "upstream_error",
+        "message": "The image store is unavailable; try again shortly.",
+        "type": "upstream_error",
+    }
+
+
+async def test_the_bucket_down_during_the_cleanup_is_logged_not_raised(
+    settings: Settings, bucket: Bucket, caplog: pytest.LogCaptureFixture
+) -> None:
+    kept_a_day = bucket.settings(settings, image_retention_days=1.0)
+    async with running_server(kept_a_day) as server:
+        await completed_image(server)
+        bucket.stop()
+        server.clock.advance(2 * DAY_SECONDS)
+        with caplog.at_level(logging.WARNING, logger="imagegate.storage.retention"):
+            await run_cleanups(server)  # the hour's other rules share its transaction
+    [warning] = [r.getMessage() for r in caplog.records if r.name.endswith("retention")]
+    assert "not deleted: Generic S3 error" in warning

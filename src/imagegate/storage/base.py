@@ -22,6 +22,11 @@ MEDIA_TYPES = {"png": "image/png", "jpg": "image/jpeg"}
 DAY_SECONDS = 86_400
 
 
+class StorageUnavailable(Exception):
+    """The store could not be reached (a bucket down, a network error): not the image's fault,
+    so a caller may try again (a job attempt is retried; a download answers 503)."""
+
+
 @dataclass(frozen=True)
 class Stored:
     """An image as the API serves it: a local file, or a stream of chunks (None for HEAD)."""
@@ -34,11 +39,13 @@ class Stored:
 
 class ImageStore(Protocol):
     async def save(self, image: GeneratedImage, now: float) -> str:
-        """Store ``image``; returns its key. Raises when the image could not be stored."""
+        """Store ``image``; returns its key. Raises (OSError, StorageUnavailable) when the
+        image could not be stored: the task's job is then retried, never completed without it."""
         ...
 
     async def open(self, key: str, body: bool = True) -> Stored | None:
-        """The image ``key`` for serving (its chunks only when ``body``); None when missing."""
+        """The image ``key`` for serving (its chunks only when ``body``); None when missing or
+        malformed. Raises StorageUnavailable when the store cannot say."""
         ...
 
     async def read(self, key: str) -> bytes | None:

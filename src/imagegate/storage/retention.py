@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagegate.jobs.admin import Cleanup
-from imagegate.storage.base import ImageStore, first_kept_day
+from imagegate.storage.base import ImageStore, StorageUnavailable, first_kept_day
 from imagegate.storage.local import delete_day_folders_before
 
 log = logging.getLogger(__name__)
@@ -21,8 +21,13 @@ def image_retention(store: ImageStore, thumbnails: Path, days: float) -> Cleanup
 
     async def delete_expired_images(session: AsyncSession, now: float) -> None:
         day = first_kept_day(now, days)
-        deleted = await store.delete_days_before(day)
         await asyncio.to_thread(delete_day_folders_before, thumbnails, day)
+        try:
+            deleted = await store.delete_days_before(day)
+        except (StorageUnavailable, OSError) as exc:
+            # The other rules of this hour's transaction still commit; the next hour retries.
+            log.warning("retention: images stored before %s not deleted: %s", day, exc)
+            return
         if deleted:
             log.info("retention: deleted %d images stored before %s", deleted, day)
 

@@ -12,7 +12,8 @@ ApiError (status, code, type)
 ├── RateLimitExceeded     429 rate_limit_exceeded   rate_limit_error
 ├── SpendLimitExceeded    429 spend_limit_exceeded  billing_error
 ├── InternalError         500 internal_error        api_error
-└── UpstreamUnavailable   503 upstream_error        upstream_error
+├── UpstreamUnavailable   503 upstream_error        upstream_error
+└── NotReady              503 not_ready             api_error  (ours: /readyz only)
 """
 
 from __future__ import annotations
@@ -91,3 +92,12 @@ class InternalError(ApiError):
 class UpstreamUnavailable(ApiError):
     status, code, type = 503, "upstream_error", "upstream_error"
     default_message = "Upstream AI provider returned an error."
+
+
+class NotReady(ApiError):
+    """Not in the reference's table, and raised only by /readyz (outside /v1, no key): the
+    process cannot serve because its database, its schema or Redis is not usable, which is no
+    upstream provider's fault. The message names each cause."""
+
+    status, code, type = 503, "not_ready", "api_error"
+    default_message = "Not ready."

@@ -3,15 +3,13 @@ current, Redis reachable when configured). Outside /v1, no key needed."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel
-from sqlalchemy import text
 
-from imagegate.db.migrate import is_current
-from imagegate.errors import UpstreamUnavailable
+from imagegate.db.migrate import database_revision, schema_problem
+from imagegate.errors import NotReady
 from imagegate.http_docs import ErrorEnvelope
 from imagegate.http_routes import get_and_head
 from imagegate.keys.auth import ServicesDep
@@ -28,9 +26,14 @@ class Ready(BaseModel):
     checks: dict[str, Literal["ok"]]  # database, migrations, and redis when configured
 
 
+# Not ready is no provider's fault: its own code (errors.NotReady), its message naming the cause.
 _NOT_READY: dict[int | str, dict[str, Any]] = {
     500: {"description": "Error: internal_error", "model": ErrorEnvelope},
-    503: {"description": "Error: upstream_error (not ready)", "model": ErrorEnvelope},
+    503: {
+        "description": "Error: not_ready (the database unreachable, its schema not this"
+        " release's, or Redis unreachable; the message says which)",
+        "model": ErrorEnvelope,
+    },
 }
 
 
@@ -43,20 +46,20 @@ async def healthz() -> dict[str, Any]:
 @get_and_head(router, "/readyz", response_model=Ready, responses=_NOT_READY)
 async def readyz(services: ServicesDep) -> dict[str, Any]:
     """The process can serve: its database reachable, its schema current, Redis reachable."""
-    checks: dict[str, str] = {}
+    problems: list[str] = []
     try:
-        async with services.db.sessions() as session:
-            await session.execute(text("SELECT 1"))
-        current = await asyncio.to_thread(is_current, services.db.url)
-        checks["database"] = "ok"
-        checks["migrations"] = "ok" if current else "behind: run `imagegate db upgrade`"
+        revision = await database_revision(services.db.engine)
     except Exception as exc:  # any failure to reach the database means not ready
-        checks["database"] = f"unreachable: {type(exc).__name__}"
+        problems.append(f"database unreachable: {type(exc).__name__}")
+    else:
+        problem = schema_problem(revision)
+        if problem is not None:
+            problems.append(problem)
+    if services.settings.redis_url and not await services.rate_limiter.healthy():
+        problems.append("redis unreachable")
+    if problems:
+        raise NotReady(f"Not ready: {'; '.join(problems)}.")
+    checks = {"database": "ok", "migrations": "ok"}
     if services.settings.redis_url:
-        reachable = await services.rate_limiter.healthy()
-        checks["redis"] = "ok" if reachable else "unreachable"
-    failing = {name: state for name, state in checks.items() if state != "ok"}
-    if failing:
-        detail = "; ".join(f"{name} {state}" for name, state in failing.items())
-        raise UpstreamUnavailable(f"Not ready: {detail}.")
+        checks["redis"] = "ok"
     return {"status": "ready", "checks": checks}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -78,8 +77,10 @@ class Services:
             worker.start()
 
     async def close(self) -> None:
-        # Together: each pool's running jobs get the whole grace, not what the others left.
-        await asyncio.gather(*(worker.stop() for worker in self.workers))
+        # One pool after the other (each with the whole grace): stopping procrastinate's pools
+        # at once, on one App, was seen to hang after the database dropped its connections.
+        for worker in self.workers:
+            await worker.stop()
         if self.procrastinate is not None:
             await self.procrastinate.close()
         await self.watch.close()

@@ -14,13 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from imagegate.billing import service as billing
 from imagegate.callbacks import service as callbacks
 from imagegate.cli.codes import app as code_app
-from imagegate.cli.common import JsonFlag, run_action
+from imagegate.cli.common import AdminContext, JsonFlag, Result, run_action
 from imagegate.cli.keys import app as key_app
 from imagegate.cli.users import app as user_app
 from imagegate.db.models import LedgerEntry
 from imagegate.keys import service as keys
 from imagegate.keys.policy import key_json
-from imagegate.services import Services
 from imagegate.users import service as users
 
 app = typer.Typer(help="Accounts, credits and API keys.", no_args_is_help=True)
@@ -49,7 +48,7 @@ def account_create(
 ) -> None:
     """Create an account, optionally with credits."""
 
-    async def action(session: AsyncSession, s: Services) -> tuple[str, dict[str, Any]]:
+    async def action(session: AsyncSession, s: AdminContext) -> Result:
         account = await billing.create_account(session, name, credits, s.clock.now())
         obj = {"id": account.id, "name": name, "credits": credits}
         return f"created account {account.id} ({name}) with {credits} credits", obj
@@ -65,7 +64,7 @@ def account_top_up(
 ) -> None:
     """Add credits to an account."""
 
-    async def action(session: AsyncSession, s: Services) -> tuple[str, dict[str, Any]]:
+    async def action(session: AsyncSession, s: AdminContext) -> Result:
         new = await billing.top_up(
             session, account_id, credits, s.clock.now(), note="admin top-up", source="operator"
         )
@@ -76,7 +75,7 @@ def account_top_up(
 
 
 def _set_banned(account_id: str, banned: bool, as_json: bool) -> None:
-    async def action(session: AsyncSession, s: Services) -> tuple[str, dict[str, Any]]:
+    async def action(session: AsyncSession, s: AdminContext) -> Result:
         await users.set_account_banned(session, account_id, banned)
         line = f"account {account_id} {'banned' if banned else 'unbanned'}"
         return line, {"id": account_id, "banned": banned}
@@ -100,7 +99,7 @@ def account_unban(account_id: str, as_json: JsonFlag = False) -> None:
 def account_show(account_id: str, as_json: JsonFlag = False) -> None:
     """Balance, keys and recent ledger entries of an account."""
 
-    async def action(session: AsyncSession, s: Services) -> tuple[str, dict[str, Any]]:
+    async def action(session: AsyncSession, s: AdminContext) -> Result:
         account = await billing.get_account(session, account_id)
         key_rows = await keys.list_keys(session, account_id)
         entries = await billing.recent_entries(session, account_id)
@@ -137,7 +136,7 @@ def _account_text(obj: dict[str, Any]) -> str:
 def account_rotate_webhook_secret(account_id: str, as_json: JsonFlag = False) -> None:
     """Replace the account's callback signing secret; later attempts are signed with the new one."""
 
-    async def action(session: AsyncSession, s: Services) -> tuple[str, dict[str, Any]]:
+    async def action(session: AsyncSession, s: AdminContext) -> Result:
         secret = await callbacks.rotate_webhook_secret(session, account_id)
         obj = {"id": account_id, "webhook_secret": secret}
         return f"account {account_id}: new webhook secret {secret}", obj

@@ -14,9 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagegate.billing import codes
 from imagegate.billing.codes import BatchRow
-from imagegate.cli.common import JsonFlag, run_action
+from imagegate.cli.common import AdminContext, JsonFlag, Result, run_action
 from imagegate.db.models import RedemptionCode
-from imagegate.services import Services
 
 app = typer.Typer(help="Redemption codes: batches of single-use credits.", no_args_is_help=True)
 
@@ -56,7 +55,7 @@ def codes_create(
 ) -> None:
     """Make a batch of codes and print them, once."""
 
-    async def action(session: AsyncSession, s: Services) -> tuple[str, dict[str, Any]]:
+    async def action(session: AsyncSession, s: AdminContext) -> Result:
         now = s.clock.now()
         spec = codes.parse_batch(credits, count, expires, note, now)
         made = await codes.create_batch(session, spec, now)
@@ -81,7 +80,7 @@ def codes_create(
 def codes_list(as_json: JsonFlag = False) -> None:
     """Batches, newest first, with how many of their codes were redeemed."""
 
-    async def action(session: AsyncSession, s: Services) -> tuple[str, dict[str, Any]]:
+    async def action(session: AsyncSession, s: AdminContext) -> Result:
         rows = [batch_json(row) for row in await codes.list_batches(session)]
         lines = [_batch_line(row) for row in rows]
         return "\n".join(lines) or "no batches", {"batches": rows}
@@ -108,7 +107,7 @@ def _code_line(obj: dict[str, Any]) -> str:
 def codes_show(batch_id: str, as_json: JsonFlag = False) -> None:
     """A batch and its codes by hint: which were redeemed, when and by which account."""
 
-    async def action(session: AsyncSession, s: Services) -> tuple[str, dict[str, Any]]:
+    async def action(session: AsyncSession, s: AdminContext) -> Result:
         obj = batch_json(await codes.get_batch(session, batch_id))
         obj["codes"] = [_code_json(c) for c in await codes.batch_codes(session, batch_id)]
         lines = [_batch_line(obj), *(_code_line(c) for c in obj["codes"])]

@@ -3,21 +3,21 @@ procrastinate on PostgreSQL)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from imagegate.cli.common import JsonFlag, run_with_services
+from imagegate.cli.common import AdminContext, JsonFlag, Result, run_with_context
 from imagegate.jobs.admin import STATUSES, JobAdmin, JobInfo
-from imagegate.services import Services, job_kinds
 
 app = typer.Typer(
     help="Jobs: list, retry a failed one, cancel a waiting one.", no_args_is_help=True
 )
 
 
-def _admin(services: Services) -> JobAdmin:
-    return JobAdmin(services.db, job_kinds(services), services.clock)
+def _admin(context: AdminContext) -> JobAdmin:
+    """Listing and retrying read and write the jobs' table alone: no job kinds needed."""
+    return JobAdmin(context.db, {}, context.clock)
 
 
 def _line(job: JobInfo) -> str:
@@ -43,31 +43,40 @@ def jobs_list(
         typer.echo(f"error: --status must be one of {', '.join(STATUSES)}", err=True)
         raise typer.Exit(2)
 
-    async def action(services: Services) -> tuple[str, dict[str, Any]]:
-        jobs = await _admin(services).list(status, queue, limit)
+    async def action(context: AdminContext) -> Result:
+        jobs = await _admin(context).list(status, queue, limit)
         lines = "\n".join(_line(job) for job in jobs) or "no jobs"
         return lines, {"jobs": [job.as_dict() for job in jobs]}
 
-    run_with_services(action, as_json)
+    run_with_context(action, as_json)
 
 
 @app.command("retry")
 def jobs_retry(job_id: int, as_json: JsonFlag = False) -> None:
     """Run a failed job again, now, with its attempts counted from zero."""
 
-    async def action(services: Services) -> tuple[str, dict[str, Any]]:
-        job = await _admin(services).retry(job_id)
+    async def action(context: AdminContext) -> Result:
+        job = await _admin(context).retry(job_id)
         return f"retrying: {_line(job)}", job.as_dict()
 
-    run_with_services(action, as_json)
+    run_with_context(action, as_json)
 
 
 @app.command("cancel")
 def jobs_cancel(job_id: int, as_json: JsonFlag = False) -> None:
     """Cancel a waiting job; its task fails and is refunded (a callback is marked failed)."""
 
-    async def action(services: Services) -> tuple[str, dict[str, Any]]:
-        job = await _admin(services).cancel(job_id)
+    async def action(context: AdminContext) -> Result:
+        # The kind's give_up runs, as after a last failed attempt: the worker's own wiring of
+        # the job kinds (a task fails and is refunded, its callback planned), built for this
+        # verb alone.
+        from imagegate.services import build_services, job_kinds
+
+        services = build_services(context.settings, context.clock)
+        try:
+            job = await JobAdmin(context.db, job_kinds(services), context.clock).cancel(job_id)
+        finally:
+            await services.close()
         return f"cancelled: {_line(job)}", job.as_dict()
 
-    run_with_services(action, as_json)
+    run_with_context(action, as_json)

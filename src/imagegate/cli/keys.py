@@ -8,10 +8,9 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagegate.billing import service as billing
-from imagegate.cli.common import JsonFlag, run_action
+from imagegate.cli.common import AdminContext, JsonFlag, Result, run_action
 from imagegate.keys import service as keys
 from imagegate.keys.policy import PolicyChange, key_json
-from imagegate.services import Services
 
 app = typer.Typer(help="API keys and their access policy.", no_args_is_help=True)
 
@@ -60,7 +59,7 @@ def key_create(
         allow_ip, rate_limit, hourly_limit, daily_limit, total_limit, expires, model
     )
 
-    async def action(session: AsyncSession, s: Services) -> tuple[str, dict[str, Any]]:
+    async def action(session: AsyncSession, s: AdminContext) -> Result:
         key, plaintext = await keys.create_key(
             session, s.hasher, account, name, s.clock.now(), change
         )
@@ -87,7 +86,7 @@ def key_update(
         allow_ip, rate_limit, hourly_limit, daily_limit, total_limit, expires, model
     )
 
-    async def action(session: AsyncSession, s: Services) -> tuple[str, dict[str, Any]]:
+    async def action(session: AsyncSession, s: AdminContext) -> Result:
         key = await keys.update_key(session, key_id, change)
         obj = key_json(key)
         return f"key {key_id} updated: {_policy_text(obj)}", obj
@@ -99,7 +98,7 @@ def key_update(
 def key_show(key_id: str, as_json: JsonFlag = False) -> None:
     """A key's policy and its current spend (net of refunds)."""
 
-    async def action(session: AsyncSession, s: Services) -> tuple[str, dict[str, Any]]:
+    async def action(session: AsyncSession, s: AdminContext) -> Result:
         key = await keys.get_live_key(session, key_id)
         spend = await keys.key_spend(session, key_id, s.clock.now())
         usage = {
@@ -124,7 +123,7 @@ def _policy_text(obj: dict[str, Any]) -> str:
 
 
 def _set_status(key_id: str, status: str, as_json: bool) -> None:
-    async def action(session: AsyncSession, s: Services) -> tuple[str, dict[str, Any]]:
+    async def action(session: AsyncSession, s: AdminContext) -> Result:
         key = await keys.set_key_status(session, key_id, status)
         return f"key {key_id} {status}", {"id": key.id, "status": key.status}
 
@@ -156,7 +155,7 @@ def key_list(
 ) -> None:
     """The keys of an account (never the keys themselves: only their prefixes)."""
 
-    async def action(session: AsyncSession, s: Services) -> tuple[str, dict[str, Any]]:
+    async def action(session: AsyncSession, s: AdminContext) -> Result:
         await billing.get_account(session, account)
         rows = [key_json(k) for k in await keys.list_keys(session, account)]
         lines = [f"{k['id']} {k['prefix']}... {k['status']} {k['name']}" for k in rows]

@@ -9,7 +9,7 @@ import typer
 
 from imagegate.cli import admin, jobs
 from imagegate.config import Settings
-from imagegate.db.migrate import is_current, upgrade
+from imagegate.db.migrate import problem_at, upgrade
 
 app = typer.Typer(
     help="imagegate: a self-hostable text-to-image API gateway.",
@@ -68,8 +68,9 @@ def worker(
     from imagegate.jobs.process import run_workers
 
     settings = Settings()
-    if not is_current(settings.resolved_database_url):
-        typer.echo("error: the database schema is behind; run `imagegate db upgrade`", err=True)
+    problem = problem_at(settings.resolved_database_url)
+    if problem:  # behind, newer than this release, or missing: never run on a wrong schema
+        typer.echo(f"error: {problem}", err=True)
         raise typer.Exit(1)
     asyncio.run(run_workers(settings, queue, concurrency))
 

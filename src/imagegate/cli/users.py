@@ -12,9 +12,8 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagegate.billing import accounts
-from imagegate.cli.common import JsonFlag, run_action
+from imagegate.cli.common import AdminContext, JsonFlag, Result, run_action
 from imagegate.db.models import User
-from imagegate.services import Services
 from imagegate.users import service as users
 
 app = typer.Typer(help="Console users and their sign-in links.", no_args_is_help=True)
@@ -35,7 +34,7 @@ def user_json(user: User) -> dict[str, Any]:
     }
 
 
-async def _password_link(session: AsyncSession, s: Services, user: User) -> str:
+async def _password_link(session: AsyncSession, s: AdminContext, user: User) -> str:
     token = await users.issue_link(session, "password", s.clock.now(), user_id=user.id)
     return users.password_link(s.public_url, token)
 
@@ -51,7 +50,7 @@ def user_create(
 ) -> None:
     """Create a user and print a one-time link where they set their password."""
 
-    async def action(session: AsyncSession, s: Services) -> tuple[str, dict[str, Any]]:
+    async def action(session: AsyncSession, s: AdminContext) -> Result:
         user = await users.create_user(session, account, email, role, s.clock.now())
         link = await _password_link(session, s, user)
         line = (
@@ -68,7 +67,7 @@ def user_reset_password(user: UserArg, as_json: JsonFlag = False) -> None:
     """Void the user's password, sign them out everywhere, and print a one-time link to set a
     new one."""
 
-    async def action(session: AsyncSession, s: Services) -> tuple[str, dict[str, Any]]:
+    async def action(session: AsyncSession, s: AdminContext) -> Result:
         found = await users.find_user(session, user)
         token = await users.reset_password(session, found.id, s.clock.now())
         link = users.password_link(s.public_url, token)
@@ -82,7 +81,7 @@ def user_reset_password(user: UserArg, as_json: JsonFlag = False) -> None:
 
 
 def _set_status(user: str, status: str, as_json: bool) -> None:
-    async def action(session: AsyncSession, s: Services) -> tuple[str, dict[str, Any]]:
+    async def action(session: AsyncSession, s: AdminContext) -> Result:
         found = await users.set_status(session, (await users.find_user(session, user)).id, status)
         line = f"user {found.id} ({found.email}) {'enabled' if status == 'active' else status}"
         return line, {"id": found.id, "email": found.email, "status": found.status}
@@ -111,7 +110,7 @@ def user_list(
 ) -> None:
     """Users (of one account, or all), oldest first."""
 
-    async def action(session: AsyncSession, s: Services) -> tuple[str, dict[str, Any]]:
+    async def action(session: AsyncSession, s: AdminContext) -> Result:
         rows = [user_json(u) for u in await accounts.all_users(session, account)]
         lines = [
             f"{u['id']} {u['email']} {u['role']} {u['status']} account {u['account_id']}"
@@ -133,7 +132,7 @@ def user_invite(
 ) -> None:
     """Print a one-time sign-up link (works even when sign-up is by invitation only)."""
 
-    async def action(session: AsyncSession, s: Services) -> tuple[str, dict[str, Any]]:
+    async def action(session: AsyncSession, s: AdminContext) -> Result:
         token = await users.invite(session, s.clock.now(), account, role)
         link = users.invite_link(s.public_url, token)
         joins = f"of account {account}" if account else "with an account of their own"

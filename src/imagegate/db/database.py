@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,9 +17,11 @@ from imagegate.db.engine import (
     make_read_sessionmaker,
     make_sessionmaker,
 )
-from imagegate.db.pg_hot import PgHot
 from imagegate.db.sql import AFTER_COMMIT, Tx, after_commit
 from imagegate.db.sqlite_hot import SqliteHot
+
+if TYPE_CHECKING:
+    from imagegate.db.pg_hot import PgHot
 
 __all__ = ["Database", "after_commit"]
 T = TypeVar("T")
@@ -58,6 +60,8 @@ class Database:
                 database = make_url(self.url).database or ""
                 self._hot = SqliteHot(database, self._writers)
             else:
+                from imagegate.db.pg_hot import PgHot  # psycopg stays off the SQLite path
+
                 self._hot = PgHot(self.url, self._hot_pool)
         return self._hot
 

@@ -15,6 +15,7 @@ ImagegateError
 │   ├── RateLimitError              429 rate_limit_exceeded
 │   ├── SpendLimitError             429 spend_limit_exceeded
 │   ├── InternalServerError         500 internal_error, and any other 5xx
+│   │   └── NotReadyError           503 not_ready (GET /readyz: a dependency is down)
 │   └── UpstreamError               503 upstream_error
 ├── TaskFailedError             generate(): the task ended failed (.task .code .message)
 ├── WaitTimeoutError            wait(), events(): not final at the deadline (.task_id .task)
@@ -144,6 +145,13 @@ class InternalServerError(APIError):
     retryable = True
 
 
+class NotReadyError(InternalServerError):
+    """503 not_ready: GET /readyz found the server unable to serve (its database unreachable or
+    its schema not this release's, Redis unreachable). Not in the reference's table."""
+
+    status, error_code = 503, "not_ready"
+
+
 class UpstreamError(APIError):
     """503 upstream_error: the upstream AI provider failed or is unavailable."""
 
@@ -193,6 +201,7 @@ _BY_CODE: dict[str, type[APIError]] = {
         RateLimitError,
         SpendLimitError,
         InternalServerError,
+        NotReadyError,
         UpstreamError,
     )  # fmt: skip
     if cls.error_code

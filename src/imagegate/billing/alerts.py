@@ -27,10 +27,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagegate.billing import store
 from imagegate.callbacks.ssrf import Unresolvable, UnsafeDestination, resolve
+from imagegate.callbacks.urls import MAX_CALLBACK_URL_CHARS, check_http_url
 from imagegate.db.models import Account
 from imagegate.db.sql import Tx
 from imagegate.jobs.queue import JobQueue
-from imagegate.tasks.schemas import MAX_CALLBACK_URL_CHARS, CreateTaskRequest
 
 DELIVER_ACCOUNT_EVENT = "deliver_account_event"
 LOW_BALANCE = "account.low_balance"
@@ -192,7 +192,7 @@ async def check_webhook_url(text: str, allow_private: bool) -> str | None:
     if not url:
         return None
     try:
-        CreateTaskRequest._absolute_http_url(url)
+        check_http_url(url)
         await resolve(url, allow_private)
     except Unresolvable:
         return url

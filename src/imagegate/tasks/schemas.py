@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal, get_args
-from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -14,6 +13,7 @@ from pydantic import (
     field_validator,
 )
 
+from imagegate.callbacks.urls import MAX_CALLBACK_URL_CHARS, check_http_url
 from imagegate.catalog import MAX_PROMPT_CHARS, MODELS, OUTPUT_FORMATS, RENDERING_SPEEDS, SIZES
 from imagegate.errors import InvalidRequest
 from imagegate.tasks import patterns
@@ -22,7 +22,6 @@ from imagegate.tasks.status import TaskStatus
 Size = Literal["1:1", "3:4", "9:16", "4:3", "16:9"]
 Speed = Literal["TURBO", "BALANCED", "QUALITY"]
 OutputFormat = Literal["jpeg", "png"]
-MAX_CALLBACK_URL_CHARS = 2048
 # /openapi.json's callback_url: the validator below, as a schema.
 CallbackUrl = Annotated[
     str,
@@ -76,22 +75,7 @@ class CreateTaskRequest(BaseModel):
     @field_validator("callback_url")
     @classmethod
     def _absolute_http_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if len(value) > MAX_CALLBACK_URL_CHARS:
-            raise ValueError("too_long")
-        if any(ord(char) < 0x21 or ord(char) == 0x7F for char in value):
-            raise ValueError("not_url")  # control characters and spaces have no place in a URL
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("not_url")
-        try:
-            parts.port  # noqa: B018 - raises on a port that is not a number in 0..65535
-        except ValueError:
-            raise ValueError("not_url") from None
-        if parts.username is not None or parts.password is not None:
-            raise ValueError("credentials")
-        return value
+        return None if value is None else check_http_url(value)
 
 
 class TaskOutputMetadata(BaseModel):

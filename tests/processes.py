@@ -18,7 +18,7 @@ from harness import Account, free_port, wait_for
 from imagegate.billing import service as billing
 from imagegate.config import Settings
 from imagegate.db.migrate import upgrade
-from imagegate.db.models import LedgerEntry
+from imagegate.db.models import Callback, LedgerEntry, Task
 from imagegate.keys.policy import PolicyChange
 from imagegate.keys.service import create_key
 from imagegate.services import build_services
@@ -131,3 +131,22 @@ async def api_clients(
     for client in clients:
         await wait_for(partial(responds, client), within=60)
     return clients
+
+
+async def database_view(
+    settings: Settings, account_id: str
+) -> tuple[list[Task], dict[str, str], int, int]:
+    """What the database holds for the account: its tasks, every callback's status by task,
+    the balance and the ledger's sum."""
+    services = build_services(settings)
+    try:
+        async with services.db.sessions() as session:
+            tasks = list(await session.scalars(select(Task).where(Task.account_id == account_id)))
+            callbacks = dict(
+                (await session.execute(select(Callback.task_id, Callback.status))).all()
+            )
+            balance = await billing.balance(session, account_id)
+            ledger = await billing.ledger_sum(session, account_id)
+        return tasks, callbacks, balance, ledger
+    finally:
+        await services.close()

@@ -16,14 +16,11 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
 import pytest
-from sqlalchemy import select
 
 from harness import BACKEND, REDIS_URL, Account, free_port, wait_for
-from imagegate.billing import service as billing
 from imagegate.config import Settings
-from imagegate.db.models import Callback, Task
-from imagegate.services import build_services
-from processes import imagegate_process, ledger_by_task, provision, responds
+from imagegate.db.models import Task
+from processes import database_view, imagegate_process, ledger_by_task, provision, responds
 from receiver import running_receiver
 
 TASKS = 300
@@ -35,31 +32,6 @@ async def stop_gracefully(process: asyncio.subprocess.Process, within: float = 3
     process.send_signal(signal.SIGTERM)
     async with asyncio.timeout(within):
         return await process.wait()
-
-
-async def tasks_of(settings: Settings, account_id: str) -> tuple[list[Task], dict[str, str]]:
-    services = build_services(settings)
-    try:
-        async with services.db.sessions() as session:
-            tasks = list(await session.scalars(select(Task).where(Task.account_id == account_id)))
-            callbacks = dict(
-                (await session.execute(select(Callback.task_id, Callback.status))).all()
-            )
-            return tasks, callbacks
-    finally:
-        await services.close()
-
-
-async def books(settings: Settings, account_id: str) -> tuple[int, int]:
-    services = build_services(settings)
-    try:
-        async with services.db.sessions() as session:
-            return (
-                await billing.balance(session, account_id),
-                await billing.ledger_sum(session, account_id),
-            )
-    finally:
-        await services.close()
 
 
 async def test_sigterm_answers_a_waiting_request_and_the_task_finishes_after_a_restart(
@@ -100,7 +72,7 @@ async def test_sigterm_answers_a_waiting_request_and_the_task_finishes_after_a_r
                 return bool(task["status"] == "completed")
 
             await wait_for(completed, within=30)
-    assert await books(settings, account.id) == (1000 - PRICE, 1000 - PRICE)
+    assert (await database_view(settings, account.id))[2:] == (1000 - PRICE, 1000 - PRICE)
 
 
 class Fleet:
@@ -193,7 +165,7 @@ async def test_a_rolling_restart_of_every_process_loses_nothing_and_charges_once
             await asyncio.gather(fleet.restart(name, ready), *(create(n) for n in batch))
 
         async def settled() -> tuple[list[Task], dict[str, str]] | None:
-            tasks, callbacks = await tasks_of(settings, account.id)
+            tasks, callbacks, _, _ = await database_view(settings, account.id)
             finished = all(t.status in ("completed", "failed") for t in tasks)
             notified = all(callbacks.get(t.id) in ("delivered", "failed") for t in tasks)
             return (tasks, callbacks) if finished and notified else None
@@ -206,7 +178,10 @@ async def test_a_rolling_restart_of_every_process_loses_nothing_and_charges_once
     assert [t.id for t in tasks if t.status != "completed"] == []  # no job lost or given up
     entries = await ledger_by_task(settings, account.id)
     assert entries == Counter({(task_id, "charge"): 1 for task_id in by_id})
-    assert await books(settings, account.id) == (credits - PRICE * TASKS, credits - PRICE * TASKS)
+    assert (await database_view(settings, account.id))[2:] == (
+        credits - PRICE * TASKS,
+        credits - PRICE * TASKS,
+    )
     assert all(status == "delivered" for status in callbacks.values())
     got = Counter(received.headers["x-task-id"] for received in receiver.received)
     assert set(got) == set(by_id)  # every callback arrived (at least once)

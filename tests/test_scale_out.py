@@ -10,15 +10,19 @@ from contextlib import AsyncExitStack
 
 import httpx
 import pytest
-from sqlalchemy import select
 
 from harness import BACKEND, REDIS_URL, Account, free_port, wait_for
-from imagegate.billing import service as billing
 from imagegate.config import Settings
-from imagegate.db.models import Callback, Task
+from imagegate.db.models import Task
 from imagegate.keys.policy import PolicyChange
-from imagegate.services import build_services
-from processes import api_clients, imagegate_process, ledger_by_task, provision, responds
+from processes import (
+    api_clients,
+    database_view,
+    imagegate_process,
+    ledger_by_task,
+    provision,
+    responds,
+)
 from receiver import running_receiver
 
 pytestmark = pytest.mark.skipif(
@@ -26,23 +30,6 @@ pytestmark = pytest.mark.skipif(
     reason="scale-out mode is PostgreSQL + Redis: the postgres pass of ./scripts/test runs this",
 )
 TASKS = 300
-
-
-async def database_view(
-    settings: Settings, account_id: str
-) -> tuple[list[Task], dict[str, str], int, int]:
-    services = build_services(settings)
-    try:
-        async with services.db.sessions() as session:
-            tasks = list(await session.scalars(select(Task).where(Task.account_id == account_id)))
-            callbacks = dict(
-                (await session.execute(select(Callback.task_id, Callback.status))).all()
-            )
-            balance = await billing.balance(session, account_id)
-            ledger = await billing.ledger_sum(session, account_id)
-        return tasks, callbacks, balance, ledger
-    finally:
-        await services.close()
 
 
 async def test_two_apis_two_workers_survive_kill_9(settings: Settings) -> None:

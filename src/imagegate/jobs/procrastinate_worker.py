@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 MAINTENANCE_QUEUE = "maintenance"
 RECOVER_EVERY = "* * * * * */5"  # cron, seconds last: stalled jobs are looked for every 5 s
 RETENTION_CRON = "17 * * * *"  # hourly
+STOP_MARGIN = 5.0  # seconds past the grace that stop() waits for the pool to end
 
 
 _SAVE_ERROR = (
@@ -174,10 +175,18 @@ class ProcrastinateWorker:
 
     async def stop(self) -> None:
         """Stop fetching; running jobs get ``grace`` seconds, then are handed back."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        if self._task is None:
+            return
+        self._task.cancel()
+        # Bounded: the pool's own shutdown was once seen to hang when the database had just
+        # dropped every connection. Its running jobs are then the stall recovery's to put back.
+        done, _ = await asyncio.wait({self._task}, timeout=self.grace + STOP_MARGIN)
+        if not done:
+            log.warning("procrastinate worker %s did not stop within %.0f s; leaving it",
+                        self.name, self.grace + STOP_MARGIN)  # fmt: skip
+            return
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
 
     async def _run(self) -> None:
         """Run the pool; when it stops on an error (the database went away), start it again."""

@@ -129,9 +129,9 @@ class Server:
         now = self.clock.now()
         async with self.services.db.transaction() as session:
             account = await billing.create_account(session, name, credits, now)
-            key, plaintext = await create_key(session, self.services.hasher, account.id, "", now)
-            if policy is not None:
-                policy.apply(key)
+            key, plaintext = await create_key(
+                session, self.services.hasher, account.id, "", now, policy
+            )
         return Account(id=account.id, key=plaintext, key_id=key.id)
 
     async def create(self, account: Account, **input_fields: Any) -> httpx.Response:

@@ -32,9 +32,7 @@ async def provision(
     try:
         async with services.db.transaction() as session:
             account = await billing.create_account(session, "durable", credits, 0.0)
-            key, plaintext = await create_key(session, services.hasher, account.id, "", 0.0)
-            if policy is not None:
-                policy.apply(key)
+            key, plaintext = await create_key(session, services.hasher, account.id, "", 0.0, policy)
         return Account(id=account.id, key=plaintext, key_id=key.id)
     finally:
         await services.close()

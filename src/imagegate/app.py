@@ -63,7 +63,7 @@ def create_app(
         app.state.services = services
         services.key_usage.start()
         if run_worker:
-            services.start_workers()
+            await services.start_workers()
         try:
             async with metrics_port(services):
                 yield

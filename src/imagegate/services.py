@@ -11,7 +11,7 @@ from imagegate.billing.alerts import DELIVER_ACCOUNT_EVENT
 from imagegate.callbacks.account_events import AccountEventDeliverer
 from imagegate.callbacks.jobs import CallbackDeliverer
 from imagegate.callbacks.service import CALLBACKS_QUEUE, DELIVER_CALLBACK
-from imagegate.catalog import MODELS
+from imagegate.catalog.cache import Catalogue
 from imagegate.clock import Clock
 from imagegate.config import Settings
 from imagegate.db.database import Database
@@ -39,7 +39,7 @@ from imagegate.storage.setup import build_store
 from imagegate.storage.thumbnails import THUMBNAILS
 from imagegate.tasks import idempotency
 from imagegate.tasks.jobs import TaskRunner
-from imagegate.tasks.service import RUN_TASK, task_queue
+from imagegate.tasks.service import DEFAULT_QUEUE, RUN_TASK
 from imagegate.tasks.watch import TaskWatch
 from imagegate.users.throttle import AttemptThrottle, LoginThrottle
 
@@ -62,6 +62,7 @@ class Services:
     login_throttle: LoginThrottle
     redeem_throttle: AttemptThrottle  # redemption codes: failed attempts per account, address
     watch: TaskWatch  # waiters of tasks' changes (long-poll, events, cancelled runs)
+    catalog: Catalogue  # the models offered, as of the catalogue's latest version
     workers: list[Worker | ProcrastinateWorker] = field(default_factory=list)
     procrastinate: ProcrastinateJobs | None = None  # PostgreSQL: the job engine, once started
 
@@ -69,10 +70,11 @@ class Services:
     def public_url(self) -> str:
         return self.settings.resolved_public_url
 
-    def start_workers(
+    async def start_workers(
         self, queues: Sequence[str] | None = None, concurrency: int | None = None
     ) -> None:
-        self.workers = build_workers(self, queues, concurrency)
+        model_queues = sorted({m.queue for m in (await self.catalog.fresh()).values()})
+        self.workers = build_workers(self, queues, concurrency, model_queues)
         for worker in self.workers:
             worker.start()
 
@@ -127,6 +129,7 @@ def build_services(
             namespace="login:" + hasher.derive("login").hex()[:16],
         ),
         watch=TaskWatch(db),
+        catalog=Catalogue(db),
         redeem_throttle=AttemptThrottle(
             rate_limiter.storage,
             settings.redeem_attempts_per_account,
@@ -140,8 +143,9 @@ def job_kinds(services: Services) -> dict[str, JobKind]:
     """Every job kind this release runs, by name (both engines run the same handlers)."""
     s = services
     runner = TaskRunner(
-        s.db, s.queue, s.providers, s.store, s.clock, s.settings.callback_retry_delays, s.watch
-    )
+        s.db, s.queue, s.providers, s.store, s.clock, s.settings.callback_retry_delays, s.watch,
+        s.catalog,
+    )  # fmt: skip
     return {
         RUN_TASK: runner.job_kind(),
         DELIVER_CALLBACK: CallbackDeliverer(s.db, s.queue, s.http, s.clock, s.settings).job_kind(),
@@ -165,10 +169,14 @@ def retry_policy(settings: Settings) -> RetryPolicy:
 
 
 def build_workers(
-    services: Services, queues: Sequence[str] | None = None, concurrency: int | None = None
+    services: Services,
+    queues: Sequence[str] | None = None,
+    concurrency: int | None = None,
+    model_queues: Sequence[str] = (),
 ) -> list[Worker | ProcrastinateWorker]:
     """Worker pools for ``queues`` (None: all). Callbacks always get a pool of their own, so slow
-    receivers never hold up tasks; task queues (one per model) share the other."""
+    receivers never hold up tasks; task queues (``model_queues``: the catalogue models' queues
+    as the worker starts) share the other."""
     settings = services.settings
     task_queues = None if queues is None else tuple(q for q in queues if q != CALLBACKS_QUEUE)
     pools: list[tuple[tuple[str, ...] | None, tuple[str, ...], int]] = []
@@ -177,7 +185,7 @@ def build_workers(
     if queues is None or CALLBACKS_QUEUE in queues:
         pools.append(((CALLBACKS_QUEUE,), (), concurrency or settings.callback_concurrency))
     if not services.db.is_sqlite:
-        return _procrastinate_pools(services, pools)
+        return _procrastinate_pools(services, pools, model_queues)
     kinds = job_kinds(services)
     return [
         Worker(
@@ -189,9 +197,13 @@ def build_workers(
 
 
 def _procrastinate_pools(
-    services: Services, pools: list[tuple[tuple[str, ...] | None, tuple[str, ...], int]]
+    services: Services,
+    pools: list[tuple[tuple[str, ...] | None, tuple[str, ...], int]],
+    model_queues: Sequence[str],
 ) -> list[Worker | ProcrastinateWorker]:
-    """procrastinate names the queues it takes; the periodic maintenance runs in the first pool."""
+    """procrastinate names the queues it takes: an unrestricted task pool takes the default
+    queue and every catalogue model's (one given its own queue later is taken by workers started
+    after that). The periodic maintenance runs in the first pool."""
     settings = services.settings
     services.procrastinate = ProcrastinateJobs(
         services.db,
@@ -202,7 +214,7 @@ def _procrastinate_pools(
         settings.job_retention_days,
         cleanups(services),
     )
-    every_model = tuple(task_queue(name) for name in MODELS)
+    every_model = tuple(sorted({DEFAULT_QUEUE, *model_queues}))
     workers: list[Worker | ProcrastinateWorker] = []
     for index, (only, _, size) in enumerate(pools):
         names = (*(every_model if only is None else only), *([MAINTENANCE_QUEUE] * (index == 0)))

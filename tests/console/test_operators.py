@@ -390,7 +390,8 @@ async def test_the_system_page_counts_calls_in_flight_against_the_cap(settings: 
 
 
 async def _in_flight(server: Server, count: int) -> bool:
-    statuses = await server.services.providers.statuses()
+    models = await server.services.catalog.fresh()
+    statuses = await server.services.providers.statuses(models.values())
     return [s.in_flight for s in statuses if s.name == "ideogram"] == [count]
 
 

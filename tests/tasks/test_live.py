@@ -181,7 +181,7 @@ async def test_the_event_stream_shows_each_status_in_order_and_ends(settings: Se
             assert response.headers["content-type"].startswith("text/event-stream")
             events = _events(response.aiter_lines())
             assert (await anext(events))["status"] == "pending"
-            server.services.start_workers()
+            await server.services.start_workers()
             assert (await anext(events))["status"] == "processing"
             held.release.set()
             final = await anext(events)
@@ -296,7 +296,7 @@ async def test_cancel_of_a_pending_task_refunds_it_and_it_never_runs(settings: S
         response = await cancel(server, account, task_id)
 
         assert (response.status_code, response.json()["status"]) == (200, "failed")
-        server.services.start_workers()
+        await server.services.start_workers()
         await _all_jobs_done(server)
         assert held.started == 0
         assert await server.ledger(account) == (100, 100)

@@ -15,7 +15,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 
-from imagegate.catalog import MODELS
 from imagegate.console.auth import PageNotFound, Who, checked_form, text
 from imagegate.console.web import redirect, render, services_of
 from imagegate.db.models import ApiKey
@@ -167,7 +166,7 @@ async def _own_key(session: AsyncSession, who: SignedIn, key_id: str) -> ApiKey:
         raise PageNotFound() from None
 
 
-def _form_page(
+async def _form_page(
     request: Request,
     who: SignedIn,
     template: str,
@@ -184,7 +183,7 @@ def _form_page(
         form=form,
         error=str(error) if error else None,
         invalid=error.field if isinstance(error, PolicyError) else None,
-        models=list(MODELS),
+        models=list(await services_of(request).catalog.fresh()),
         default_rate=services_of(request).settings.rate_limit_per_minute,
         **context,
     )
@@ -202,15 +201,15 @@ async def keys_page(request: Request, who: Who) -> Response:
 
 @router.get("/keys/new", response_class=HTMLResponse)
 async def new_key_page(request: Request, who: Who) -> Response:
-    return _new_key_form(request, who, KeyForm(), secrets.token_urlsafe(24))
+    return await _new_key_form(request, who, KeyForm(), secrets.token_urlsafe(24))
 
 
-def _new_key_form(
+async def _new_key_form(
     request: Request, who: SignedIn, form: KeyForm, once: str, error: ValueError | None = None
 ) -> Response:
     """The create form; ``once`` is its one-time token, so a reload of the answer (which posts
     the form again) or a double click creates no second key."""
-    return _form_page(
+    return await _form_page(
         request, who, "keys_new.html", form, error, title="Create an API key", once=once
     )
 
@@ -233,7 +232,7 @@ async def create_key(request: Request, who: Who) -> Response:
                 session, services.hasher, who.account_id, form.name, now, form.change()
             )
     except ValueError as exc:
-        return _new_key_form(request, who, form, once, exc)
+        return await _new_key_form(request, who, form, once, exc)
     except (_AlreadySent, IntegrityError):
         return redirect(request, KEYS, ALREADY_SENT)
     # Shown on this answer only (no-store): the database keeps just a hash.
@@ -252,7 +251,7 @@ async def _key_page(
         key = await _own_key(session, who, key_id)
         spend = await keys.key_spend(session, key.id, now)
     view = key_view(key, now)
-    return _form_page(
+    return await _form_page(
         request, who, "keys_detail.html", form or KeyForm.of(key), error,
         title=f"Key {view.label}", key=view, spend=spend,
     )  # fmt: skip

@@ -254,7 +254,7 @@ async def password_link(request: Request, who: Operator, account_id: str, user_i
 async def system_page(request: Request, who: Operator) -> Response:
     services = services_of(request)
     now = services.clock.now()
-    providers = await services.providers.statuses()
+    providers = await services.providers.statuses((await services.catalog.fresh()).values())
     async with services.db.sessions() as session:
         queues = await job_stats.queue_depths(session, now)
         failed = await job_stats.failed_jobs(session)

@@ -50,6 +50,45 @@ class Account(Base):
     # notified is set when the event is sent and cleared when the balance is back above.
     low_balance_threshold: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     low_balance_notified: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Prices multiplied by this plan's ratio (billing/plans.py); None: list prices.
+    price_plan: Mapped[str | None] = mapped_column(
+        ForeignKey("price_plans.name", name="fk_accounts_price_plan"), nullable=True
+    )
+
+
+class CatalogEntry(Base):
+    """A model offered (catalog/__init__.py's CatalogModel is its value)."""
+
+    __tablename__ = "models"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean)
+    prices: Mapped[dict[str, int]] = mapped_column(JSON)
+    sizes: Mapped[list[str]] = mapped_column(JSON)
+    reports: Mapped[str] = mapped_column(String(200))
+    providers: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    upstream: Mapped[dict[str, Any]] = mapped_column(JSON)
+    queue: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class CatalogState(Base):
+    """One row: ``version`` is bumped with every change to the models (catalog/cache.py)."""
+
+    __tablename__ = "catalog_state"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+
+
+class PricePlan(Base):
+    """Prices multiplied by ``ratio`` (a decimal, as text: exact) for the accounts on it."""
+
+    __tablename__ = "price_plans"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ratio: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
 
 
 class ApiKey(Base):
@@ -121,6 +160,8 @@ class Task(Base):
     output_urls: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # output.metadata.model, as the model reported it when the task was created.
+    reported_model: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
 class IdempotencyKey(Base):

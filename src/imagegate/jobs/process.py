@@ -26,7 +26,7 @@ async def run_workers(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    services.start_workers(queues, concurrency)
+    await services.start_workers(queues, concurrency)
     log.info("imagegate worker running: %s", ", ".join(w.describe() for w in services.workers))
     try:
         async with metrics_port(services):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
-from imagegate.catalog import MODELS
 from imagegate.db.models import ApiKey
 from imagegate.keys.network import parse_networks
 
@@ -65,9 +66,10 @@ class PolicyChange:
             models=list(models or ()) or ["any"],
         )
 
-    def apply(self, key: ApiKey) -> None:
-        """Validate every given field (PolicyError, a ValueError, names the bad one), then set
-        them on ``key``: a bad field leaves the key as it was."""
+    def apply(self, key: ApiKey, known_models: Collection[str]) -> None:
+        """Validate every given field (PolicyError, a ValueError, names the bad one; a model
+        must be one of ``known_models``), then set them on ``key``: a bad field leaves the key
+        as it was."""
         values: dict[str, Any] = {}
         if self.allow_ips is not None:
             values["allowed_ips"] = _field("allowed_ips", _list, self.allow_ips, _cidrs)
@@ -78,7 +80,9 @@ class PolicyChange:
         if self.expires is not None:
             values["expires_at"] = _field("expires_at", _expiry, self.expires)
         if self.models is not None:
-            values["models"] = _field("models", _list, self.models, _known_models)
+            values["models"] = _field(
+                "models", _list, self.models, partial(_known_models, known_models)
+            )
         for name, value in values.items():
             setattr(key, name, value)
 
@@ -100,10 +104,10 @@ def _cidrs(items: list[str]) -> list[str]:
     return [str(network) for network in parse_networks(items)]
 
 
-def _known_models(items: list[str]) -> list[str]:
-    unknown = [item for item in items if item not in MODELS]
+def _known_models(known: Collection[str], items: list[str]) -> list[str]:
+    unknown = [item for item in items if item not in known]
     if unknown:
-        raise ValueError(f"unknown model(s): {', '.join(unknown)} (known: {', '.join(MODELS)})")
+        raise ValueError(f"unknown model(s): {', '.join(unknown)} (known: {', '.join(known)})")
     return items
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from imagegate.catalog import store as catalog_store
 from imagegate.db.models import Account, ApiKey
 from imagegate.db.sql import Row, SessionTx, from_json
 from imagegate.errors import InvalidApiKey
@@ -89,10 +90,15 @@ async def create_key(
         created_at=now,
     )
     if policy is not None:
-        policy.apply(key)
+        policy.apply(key, await model_names(session))
     session.add(key)
     await session.flush()
     return key, plaintext
+
+
+async def model_names(session: AsyncSession) -> list[str]:
+    """Every catalogue model's name (a key's model allowlist may name only these)."""
+    return [model.name for model in await catalog_store.all_models(SessionTx(session))]
 
 
 async def get_live_key(session: AsyncSession, key_id: str, account_id: str | None = None) -> ApiKey:
@@ -135,7 +141,7 @@ async def update_key(
     A bad value raises ValueError and changes nothing."""
     key = await get_live_key(session, key_id, account_id)
     new_name = key.name if name is None else check_name(name)
-    change.apply(key)
+    change.apply(key, await model_names(session))
     key.name = new_name
     await session.flush()
     return key

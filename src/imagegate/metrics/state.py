@@ -27,7 +27,7 @@ async def state_metrics(services: Services) -> list[Metric]:
     circuits = GaugeMetricFamily(
         m.CIRCUIT_OPEN, "1 while a provider's circuit is open (not called)", labels=["provider"]
     )
-    for status in await services.providers.statuses():
+    for status in await services.providers.statuses((await services.catalog.fresh()).values()):
         circuits.add_metric([status.name], 1.0 if status.circuit == "open" else 0.0)
     return [depth, oldest, circuits]
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg"}
 EXTENSIONS = {"png": "png", "jpeg": "jpg"}
@@ -24,6 +25,9 @@ class GenerationRequest:
     height: int
     rendering_speed: str  # TURBO | BALANCED | QUALITY
     output_format: str  # jpeg | png
+    # How the catalogue model asks this provider for it (its upstream.<provider> options; see
+    # providers/replicate_input.py); the router fills it in per provider.
+    upstream: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

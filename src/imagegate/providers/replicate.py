@@ -29,6 +29,7 @@ from imagegate.providers.base import (
 )
 from imagegate.providers.ideogram import IDEOGRAM_V4
 from imagegate.providers.rehost import Rehoster
+from imagegate.providers.replicate_input import mapped_input
 from imagegate.providers.upstream import json_object, send, status_error
 
 FINAL = ("succeeded", "failed", "canceled")
@@ -98,16 +99,22 @@ class ReplicateProvider:
         return [await self.rehoster.fetch(url, request) for url in _outputs(prediction)]
 
     def slug(self, request: GenerationRequest) -> str:
-        return self.model.replace("{speed}", SLUG_SPEEDS[request.rendering_speed])
+        return self.slug_template(request).replace("{speed}", SLUG_SPEEDS[request.rendering_speed])
 
     def body(self, request: GenerationRequest) -> dict[str, Any]:
+        template = request.upstream.get("input")
+        if template is not None:  # the catalogue model's own inputs (replicate_input.py)
+            return {"input": mapped_input(template, request.upstream.get("values", {}), request)}
         model_input: dict[str, Any] = {
             "prompt": request.prompt,
             "resolution": IDEOGRAM_V4.sizes[request.size],
         }
-        if "{speed}" not in self.model:
+        if "{speed}" not in self.slug_template(request):
             model_input["rendering_speed"] = INPUT_SPEEDS[request.rendering_speed]
         return {"input": model_input}
+
+    def slug_template(self, request: GenerationRequest) -> str:
+        return str(request.upstream.get("model") or self.model)
 
     async def _create(self, request: GenerationRequest) -> dict[str, Any]:
         url = f"{self.base_url}/v1/models/{self.slug(request)}/predictions"

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 
+from imagegate.catalog import CatalogModel
 from imagegate.clock import Clock
 from imagegate.metrics import record
 from imagegate.metrics.families import PROVIDER_IN_FLIGHT
@@ -84,25 +86,45 @@ class RetryPolicy:
 
 @dataclass
 class ProviderRouter:
-    routes: dict[str, list[Route]]
+    """A model's route (``route``), and generations along it.
+
+    ``built``: every provider this process can call, by name, each built once (its in-flight
+    slots are shared by every model routed to it). A model's route is, in this order: the
+    providers its catalogue row names; else ``configured`` (IMAGEGATE_ROUTES) for its name;
+    else ``default`` (the providers with credentials, or the simulator). ``fixed`` (tests)
+    gives a model's route outright."""
+
+    built: dict[str, Route]
     breakers: CircuitBreakers
     clock: Clock
     policy: RetryPolicy = field(default_factory=RetryPolicy)
+    default: tuple[str, ...] = ("simulator",)
+    configured: dict[str, list[str]] = field(default_factory=dict)
+    fixed: dict[str, list[Route]] = field(default_factory=dict)
 
-    async def available(self, model: str) -> bool:
+    def route(self, model: CatalogModel) -> list[Route]:
+        if model.name in self.fixed:
+            return self.fixed[model.name]
+        names = model.providers
+        if names is None:
+            names = tuple(self.configured.get(model.name, self.default))
+        return [self.built.get(n) or Route(n, None, f"unknown provider {n!r}") for n in names]
+
+    async def available(self, model: CatalogModel) -> bool:
         """Could a task for ``model`` be worked on now (some provider configured, its
         circuit not open)? False means: refuse the task with 503 rather than take money."""
-        for route in self.routes.get(model, []):
+        for route in self.route(model):
             if route.provider is not None and not await self.breakers.is_open(route.name):
                 return True
         return False
 
-    async def statuses(self) -> list[ProviderStatus]:
-        """Every provider on some route, with its circuit (read fresh from the database, so
-        what other processes recorded shows too) and this process's calls in flight."""
+    async def statuses(self, models: Iterable[CatalogModel]) -> list[ProviderStatus]:
+        """Every provider on the route of one of ``models``, with its circuit (read fresh from
+        the database, so what other processes recorded shows too) and this process's calls in
+        flight."""
         circuits = await self.breakers.snapshot()
         routes: dict[str, list[Route]] = {}
-        for route in (r for model_routes in self.routes.values() for r in model_routes):
+        for route in (r for model in models for r in self.route(model)):
             same = routes.setdefault(route.name, [])
             if all(route is not seen for seen in same):
                 same.append(route)
@@ -124,11 +146,11 @@ class ProviderRouter:
             cap=sum(caps) if caps else None,
         )
 
-    async def generate(self, model: str, request: GenerationRequest) -> Generated:
+    async def generate(self, model: CatalogModel, request: GenerationRequest) -> Generated:
         """Images from the first provider that makes them; the last failure otherwise (its
         ``provider`` names the provider that failed last, if any was called)."""
-        last = unavailable(f"no usable provider for {model}")
-        for route in self.routes.get(model, []):
+        last = unavailable(f"no usable provider for {model.name}")
+        for route in self.route(model):
             if route.provider is None:
                 last = unavailable(f"{route.name}: {route.problem}")
                 continue
@@ -136,7 +158,8 @@ class ProviderRouter:
                 last = unavailable(f"{route.name}: circuit open")
                 continue
             try:
-                return Generated(route.name, await self._attempts(route, route.provider, request))
+                asked = replace(request, upstream=model.upstream.get(route.name, {}))
+                return Generated(route.name, await self._attempts(route, route.provider, asked))
             except ProviderError as exc:
                 exc.provider = route.name
                 last = exc

@@ -6,7 +6,6 @@ import logging
 
 import httpx
 
-from imagegate.catalog import MODELS
 from imagegate.clock import Clock
 from imagegate.config import Settings
 from imagegate.db.database import Database
@@ -47,11 +46,9 @@ def build_router(
     images: httpx.AsyncClient,
     overrides: dict[str, Provider] | None = None,
 ) -> ProviderRouter:
-    """Routes for every catalogue model; ``overrides`` (tests) maps a model to one provider."""
-    if overrides is not None:
-        routes = {model: [Route(p.name, p)] for model, p in overrides.items()}
-    else:
-        routes = _routes(settings, clock, http, images)
+    """The providers and routes; ``overrides`` (tests) maps a model to one provider."""
+    fixed = {model: [Route(p.name, p)] for model, p in (overrides or {}).items()}
+    built = {} if overrides is not None else _built(settings, clock, http, images)
     breakers = CircuitBreakers(
         db, clock, settings.circuit_failure_threshold, settings.circuit_cooldown
     )
@@ -60,7 +57,9 @@ def build_router(
         backoff=settings.upstream_backoff,
         max_retry_after=settings.upstream_max_retry_after,
     )
-    return ProviderRouter(routes, breakers, clock, policy)
+    return ProviderRouter(
+        built, breakers, clock, policy, tuple(default_route(settings)), settings.routes, fixed
+    )
 
 
 def default_route(settings: Settings) -> list[str]:
@@ -86,26 +85,15 @@ def build_rehoster(settings: Settings, images: httpx.AsyncClient) -> Rehoster:
     )
 
 
-def _routes(
+def _built(
     settings: Settings, clock: Clock, http: httpx.AsyncClient, images: httpx.AsyncClient
-) -> dict[str, list[Route]]:
+) -> dict[str, Route]:
     rehoster = build_rehoster(settings, images)
     built = {name: _route(name, settings, clock, http, rehoster) for name in PROVIDER_NAMES}
-    default = default_route(settings)
-    routes = {
-        model: [
-            built.get(name) or Route(name, None, f"unknown provider {name!r}")
-            for name in settings.routes.get(model, default)
-        ]
-        for model in MODELS
-    }
-    for model in set(settings.routes) - set(MODELS):
-        log.warning("IMAGEGATE_ROUTES names %r, which is not a catalogue model", model)
-    for model, route in routes.items():
-        problems = [r.problem for r in route if r.problem] or ([] if route else ["empty route"])
-        for problem in problems:
-            log.warning("model %s: a provider is unusable: %s", model, problem)
-    return routes
+    for name in default_route(settings):
+        if built[name].problem:
+            log.warning("provider %s is unusable: %s", name, built[name].problem)
+    return built
 
 
 def _route(

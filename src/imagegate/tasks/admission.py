@@ -6,15 +6,17 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from imagegate.billing.plans import planned_price
 from imagegate.callbacks.ssrf import Unresolvable, UnsafeDestination, resolve
 from imagegate.catalog import CatalogModel
 from imagegate.errors import InternalError, InvalidRequest, UpstreamUnavailable
-from imagegate.keys import store as keys_store
 from imagegate.keys.auth import admit
 from imagegate.keys.service import Principal, key_hash
+from imagegate.keys.store import CALLER_WIDTH
 from imagegate.metrics import record
 from imagegate.services import Services
 from imagegate.tasks import idempotency, service
+from imagegate.tasks import store as tasks_store
 from imagegate.tasks.schemas import CreateTaskRequest, parse_create_request
 from imagegate.tasks.service import admitted_model
 
@@ -25,23 +27,29 @@ class Admitted:
     body: CreateTaskRequest
     model: CatalogModel
     key: idempotency.IdempotencyKey | None
+    plan_ratio: str | None  # the account's price plan (billing/plans.py); None: list prices
 
 
 async def admit_create(request: Request, services: Services) -> Admitted:
     """The checks of POST /v1/images/generations, in this order: the key (401), its IP allowlist
     (403) and rate limit (429) (keys/auth.py's admit), the body (400, a callback_url that
-    reaches this network included), the model and the key's model allowlist (404), the
-    Idempotency-Key header (400). create() goes on: a provider that can take it now (503); spend
-    limits (429) and the balance (402) come last, in the charging write (tasks/service.py's
-    create_task), so they hold under concurrency."""
+    reaches this network included), the model (404: unknown, inactive, or outside the key's
+    model allowlist; 400: a size it does not offer), the Idempotency-Key header (400). The
+    caller's one statement also reads the catalogue's version and the account's plan.
+    create() goes on: a provider that can take it now (503); spend limits (429) and the
+    balance (402) come last, in the charging write (tasks/service.py's create_task), so they
+    hold under concurrency."""
     hashed = key_hash(services.hasher, request.headers.get("authorization"))
-    row = await services.db.read(lambda tx: keys_store.find_caller(tx, hashed))
+    row = await services.db.read(lambda tx: tasks_store.creator(tx, hashed))
     caller = await admit(request, services, row)
+    assert row is not None
+    version, plan_ratio = row[CALLER_WIDTH:]
     body = parse_create_request(await read_body(request, services.settings.max_body_bytes))
     if body.callback_url is not None:
         await check_callback_url(body.callback_url, services.settings.callback_allow_private)
-    model = admitted_model(caller, body)
-    return Admitted(caller, body, model, idempotency.requested(request.headers, body))
+    model = admitted_model(caller, body, await services.catalog.at(version))
+    key = idempotency.requested(request.headers, body)
+    return Admitted(caller, body, model, key, plan_ratio)
 
 
 @dataclass(frozen=True)
@@ -60,7 +68,7 @@ async def create(services: Services, admitted: Admitted) -> Created:
         if found is not None:
             return Created(found, replayed=True)
     model = admitted.model
-    if not await services.providers.available(model.name):
+    if not await services.providers.available(model):
         raise UpstreamUnavailable(
             f"No provider can take '{model.name}' tasks right now (nothing was charged); "
             "try again later."
@@ -69,7 +77,14 @@ async def create(services: Services, admitted: Admitted) -> Created:
     try:
         task_id = await services.db.write(
             lambda tx: service.create_task(
-                tx, services.queue, admitted.caller, admitted.body, now, model, key
+                tx,
+                services.queue,
+                admitted.caller,
+                admitted.body,
+                now,
+                model,
+                key,
+                admitted.plan_ratio,
             )
         )
     except idempotency.KeyTaken:  # a create with this key committed first: answer with its task
@@ -79,7 +94,7 @@ async def create(services: Services, admitted: Admitted) -> Created:
             raise InternalError() from None  # (its row expired within this very request)
         return Created(found, replayed=True)
     speed = admitted.body.input.resolved()["rendering_speed"]
-    record.task_created(model.name, speed, model.price(speed))
+    record.task_created(model.name, speed, planned_price(model.price(speed), admitted.plan_ratio))
     return Created(task_id, replayed=False)
 
 

@@ -9,7 +9,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from imagegate.catalog import SIZES
+from imagegate.catalog import SIZES, CatalogModel
+from imagegate.catalog.cache import Catalogue
 from imagegate.clock import Clock
 from imagegate.db.database import Database
 from imagegate.db.models import Task
@@ -38,9 +39,11 @@ class TaskRunner:
         clock: Clock,
         callback_delays: Sequence[float],
         watch: TaskWatch,
+        catalog: Catalogue | None = None,
     ) -> None:
         self.db, self.queue, self.providers, self.store = db, queue, providers, store
         self.watch = watch
+        self.catalog = catalog or Catalogue(db)
         self.clock, self.callback_delays = clock, callback_delays
 
     def job_kind(self) -> JobKind:
@@ -73,8 +76,9 @@ class TaskRunner:
     async def _generate_unless_ended(self, task: Task) -> Generated | None:
         """The provider's images; or None when the task ended meanwhile (it was cancelled):
         the provider's call is then cancelled, which stops its work where it can."""
+        model = await self._model(task.model)
         async with self.watch.watching(task.id) as changes:
-            generating = asyncio.ensure_future(self.providers.generate(task.model, _request(task)))
+            generating = asyncio.ensure_future(self.providers.generate(model, _request(task)))
             try:
                 while True:
                     changes.seen(TaskStatus.PROCESSING)
@@ -88,6 +92,12 @@ class TaskRunner:
                         return None
             finally:
                 generating.cancel()
+
+    async def _model(self, name: str) -> CatalogModel:
+        """The task's model as the catalogue has it now (its route may have changed since the
+        task was created; a deactivated model's accepted tasks still run)."""
+        found = (await self.catalog.fresh()).get(name)
+        return found or CatalogModel(name=name, title=name, prices={}, reports=name)
 
     async def _ended(self, task_id: str) -> bool:
         found = await self.db.read(lambda tx: tasks_store.statuses(tx, [task_id]))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from imagegate.catalog import MODELS
 from imagegate.tasks.schemas import TaskObject
 from imagegate.tasks.status import TaskStatus
 
@@ -32,6 +31,8 @@ class ShownTask(Protocol):
     def error_code(self) -> str | None: ...
     @property
     def error_message(self) -> str | None: ...
+    @property
+    def reported_model(self) -> str | None: ...
 
 
 def task_object(task: ShownTask, public_url: str) -> TaskObject:
@@ -46,7 +47,7 @@ def task_object(task: ShownTask, public_url: str) -> TaskObject:
         body["completed_at"] = int(task.completed_at or task.created_at)
         body["output"] = {
             "urls": [f"{public_url}/images/{key}" for key in task.output_urls or []],
-            "metadata": {"model": _upstream_model(task.model)},
+            "metadata": {"model": task.reported_model or task.model},
         }
     elif task.status == TaskStatus.FAILED:
         body["error"] = {
@@ -61,8 +62,3 @@ def task_json(task: ShownTask, public_url: str) -> bytes:
     """The exact bytes served for ``task`` (compact UTF-8), so a callback carries byte for byte
     what GET /v1/tasks/{taskId} returns; keys in the reference's order."""
     return _SERIALIZER.to_json(task_object(task, public_url), exclude_none=True)
-
-
-def _upstream_model(model: str) -> str:
-    entry = MODELS.get(model)
-    return entry.upstream_model if entry else model

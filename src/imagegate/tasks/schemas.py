@@ -14,7 +14,7 @@ from pydantic import (
 )
 
 from imagegate.callbacks.urls import MAX_CALLBACK_URL_CHARS, check_http_url
-from imagegate.catalog import MAX_PROMPT_CHARS, MODELS, OUTPUT_FORMATS, RENDERING_SPEEDS, SIZES
+from imagegate.catalog import MAX_PROMPT_CHARS, OUTPUT_FORMATS, RENDERING_SPEEDS, SIZES
 from imagegate.errors import InvalidRequest
 from imagegate.tasks import patterns
 from imagegate.tasks.status import TaskStatus
@@ -67,7 +67,7 @@ class CreateTaskRequest(BaseModel):
     # Any string is parsed; a model not in the catalogue is 404 model_not_found.
     model: str = Field(
         json_schema_extra={"pattern": patterns.MODEL,
-                           "description": "One of: " + ", ".join(MODELS)},
+                           "description": "An active model of GET /v1/models"},
     )  # fmt: skip
     input: GenerationInput
     callback_url: CallbackUrl | None = None

@@ -8,15 +8,16 @@ from __future__ import annotations
 import os
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagegate.billing import service as billing
+from imagegate.billing.plans import planned_price
 from imagegate.callbacks import service as callbacks
-from imagegate.catalog import CatalogModel, find_model
+from imagegate.catalog import CatalogModel
 from imagegate.db.models import Task
 from imagegate.db.sql import Tx
 from imagegate.errors import InvalidRequest, ModelNotFound, TaskNotFound
@@ -34,17 +35,24 @@ T = TypeVar("T")
 RUN_TASK = "run_task"
 
 
-def task_queue(model: str) -> str:
-    """The queue of a model's tasks, so workers (GPU ones, say) can take only their models."""
-    return f"model:{model}"
+DEFAULT_QUEUE = "tasks"  # a catalogue model's queue unless the operator gives it one
 
 
-def admitted_model(principal: Principal, request: CreateTaskRequest) -> CatalogModel:
-    """The catalogue model a create asks for, or ModelNotFound: unknown, or outside
-    the key's model allowlist (so a key cannot probe the catalogue)."""
-    model = find_model(request.model)
-    if model is None or (principal.models is not None and model.name not in principal.models):
+def admitted_model(
+    principal: Principal, request: CreateTaskRequest, models: Mapping[str, CatalogModel]
+) -> CatalogModel:
+    """The catalogue model a create asks for, or ModelNotFound: unknown, inactive, or outside
+    the key's model allowlist (so a key cannot probe the catalogue); InvalidRequest for a size
+    the model does not offer."""
+    model = models.get(request.model)
+    allowed = principal.models is None or request.model in principal.models
+    if model is None or not model.active or not allowed:
         raise ModelNotFound(f"Model '{request.model}' does not exist or is inactive.")
+    size = request.input.resolved()["size"]
+    if size not in model.sizes:
+        raise InvalidRequest(
+            f"'input.size' must be one of: {', '.join(model.sizes)} (for {model.name})."
+        )
     return model
 
 
@@ -56,9 +64,11 @@ async def create_task(
     now: float,
     model: CatalogModel,
     key: IdempotencyKey | None = None,
+    plan_ratio: str | None = None,
 ) -> str:
     """A pending task of ``model`` (see tasks/admission.py), its charge and its job, in the
-    caller's transaction, with its Idempotency-Key if any; returns the task's id.
+    caller's transaction, with its Idempotency-Key if any; returns the task's id. The price is
+    the model's for the input's speed, on the account's plan (``plan_ratio``, billing/plans.py).
 
     Raises KeyTaken when a live row holds ``key``, SpendLimitExceeded past a key's spend limit
     and InsufficientCredits when the balance is below the price; in each case the transaction
@@ -68,7 +78,7 @@ async def create_task(
     if key is not None:  # first: a concurrent create with this key waits here, charging nothing
         await idempotency.claim(tx, principal.account_id, key, task_id, now)
     task_input = request.input.resolved()
-    price = model.price(task_input["rendering_speed"])
+    price = planned_price(model.price(task_input["rendering_speed"]), plan_ratio)
     await check_spend(tx, principal.key_id, principal.spend, price, now)
     await store.insert(
         tx,
@@ -80,10 +90,9 @@ async def create_task(
         callback_url=request.callback_url,
         price=price,
         created_at=now,
+        reported_model=model.reports,
     )
-    await queue.defer(
-        tx, RUN_TASK, {"task_id": task_id}, queue=task_queue(model.name), lock=f"task:{task_id}"
-    )
+    await queue.defer(tx, RUN_TASK, {"task_id": task_id}, queue=model.queue, lock=f"task:{task_id}")
     # The charge last: on PostgreSQL the account's row stays locked from its UPDATE until the
     # commit, so concurrent creates of one account wait only for that.
     await billing.charge(

@@ -6,25 +6,32 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from imagegate.catalog.store import VERSION_COLUMN
 from imagegate.db.sql import Row, Tx, from_json, to_json
 from imagegate.keys.store import CALLER_WIDTH, caller_query
 from imagegate.tasks.status import TaskStatus
 
 _INSERT = (
     "INSERT INTO tasks (id, account_id, key_id, model, status, input, callback_url, price,"
-    f" created_at) VALUES (:id, :account_id, :key_id, :model, '{TaskStatus.PENDING}', :input,"
-    " :callback_url, :price, :created_at)"
+    f" created_at, reported_model) VALUES (:id, :account_id, :key_id, :model,"
+    f" '{TaskStatus.PENDING}', :input, :callback_url, :price, :created_at, :reported_model)"
 )
 
 _VIEW_COLUMNS = (
     "t.id, t.status, t.model, t.created_at, t.completed_at, t.output_urls, t.error_code,"
-    " t.error_message"
+    " t.error_message, t.reported_model"
 )
 
 # The caller and the task in one round trip: the task only when it is the caller's account's.
 _CALLER_AND_TASK = caller_query(
     ", " + _VIEW_COLUMNS,
     " LEFT JOIN tasks t ON t.id = :task_id AND t.account_id = k.account_id",
+)
+
+# A create's caller: the key and account (keys/store.py), then the catalogue's version
+# (catalog/cache.py) and the ratio of the account's price plan (billing/plans.py), if any.
+_CREATOR = caller_query(
+    f", {VERSION_COLUMN}, p.ratio", " LEFT JOIN price_plans p ON p.name = a.price_plan"
 )
 
 _SPENT = (
@@ -68,11 +75,19 @@ class TaskView:
     output_urls: list[str] | None
     error_code: str | None
     error_message: str | None
+    reported_model: str | None
 
 
 async def insert(tx: Tx, **task: Any) -> None:
-    """A pending task: id, account_id, key_id, model, input, callback_url, price, created_at."""
+    """A pending task: id, account_id, key_id, model, input, callback_url, price, created_at,
+    reported_model."""
     await tx.run(_INSERT, {**task, "input": to_json(task["input"])})
+
+
+async def creator(tx: Tx, key_hash: str) -> Row | None:
+    """The caller's row (keys/store.py) followed by the catalogue's version and the account's
+    plan ratio (None: list prices), or None when no key has that hash."""
+    return await tx.one(_CREATOR, {"hash": key_hash})
 
 
 async def caller_and_task(tx: Tx, key_hash: str, task_id: str) -> Row | None:
@@ -101,9 +116,9 @@ async def statuses(tx: Tx, task_ids: list[str]) -> dict[str, str]:
 def _view(columns: Row) -> TaskView | None:
     if columns[0] is None:
         return None
-    task_id, status, model, created_at, completed_at, urls, code, message = columns
+    task_id, status, model, created_at, completed_at, urls, code, message, reports = columns
     return TaskView(
-        task_id, status, model, created_at, completed_at, from_json(urls), code, message
+        task_id, status, model, created_at, completed_at, from_json(urls), code, message, reports
     )
 
 

@@ -214,13 +214,15 @@ class FakeReplicate(Fake):
         model_input = call.body.get("input") if isinstance(call.body, dict) else None
         if not isinstance(model_input, dict) or not isinstance(model_input.get("prompt"), str):
             return JSONResponse({"detail": "input.prompt is required"}, 422)
-        if model_input.get("resolution") not in RESOLUTIONS:
-            return JSONResponse({"detail": "input.resolution is not allowed"}, 422)
+        slug = f"{request.path_params['owner']}/{request.path_params['name']}"
+        resolution = _resolution(slug, model_input)
+        if resolution is None:
+            return JSONResponse({"detail": f"input is not valid for {slug}"}, 422)
         answer = self.next_answer()
         common = await self.common(answer)
         if common is not None:
             return common
-        prediction = Prediction(uuid.uuid4().hex[:20], answer, model_input["resolution"])
+        prediction = Prediction(uuid.uuid4().hex[:20], answer, resolution)
         self.predictions[prediction.id] = prediction
         first = "starting" if answer in ("async", "stuck") else "final"
         return JSONResponse(self.render(prediction, first), 201)
@@ -279,6 +281,25 @@ class FakeReplicate(Fake):
                 Route("/files/{name}", self.file),
             ]
         )
+
+
+# black-forest-labs/flux-schnell's inputs as Replicate documents them, and the size it makes.
+FLUX_SCHNELL = "black-forest-labs/flux-schnell"
+FLUX_SIZES = {
+    "1:1": "1024x1024", "16:9": "1344x768", "9:16": "768x1344", "4:3": "1152x896",
+    "3:4": "896x1152", "21:9": "1536x640", "3:2": "1216x832", "2:3": "832x1216",
+}  # fmt: skip
+FLUX_FORMATS = ("webp", "jpg", "png")
+
+
+def _resolution(slug: str, model_input: dict[str, Any]) -> str | None:
+    """The size of the image the model makes for ``model_input``; None: the input is invalid."""
+    if slug == FLUX_SCHNELL:
+        if "resolution" in model_input or model_input.get("output_format") not in FLUX_FORMATS:
+            return None
+        return FLUX_SIZES.get(model_input.get("aspect_ratio", "1:1"))
+    resolution = model_input.get("resolution")
+    return resolution if resolution in RESOLUTIONS else None
 
 
 @asynccontextmanager

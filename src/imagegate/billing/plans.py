@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from imagegate.db.models import Account, PricePlan
 
 MAX_RATIO = Decimal(100)
+NO_PLAN = "none"  # what operators type for "list prices" (CLI, console)
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 
@@ -39,7 +40,7 @@ def parse_ratio(text: str) -> str:
         raise PlanError(f"ratio must be between 0 and {MAX_RATIO}")
     if ratio != ratio.quantize(Decimal("0.0001")):
         raise PlanError("ratio may have at most 4 decimal places")
-    return format(ratio.normalize(), "f")
+    return format((ratio + 0).normalize(), "f")  # + 0: -0 is 0
 
 
 def planned_price(price: int, ratio: str | None) -> int:
@@ -50,6 +51,8 @@ def planned_price(price: int, ratio: str | None) -> int:
 
 
 def check_plan_name(name: str) -> str:
+    if name == NO_PLAN:
+        raise PlanError(f"'{NO_PLAN}' means no plan; give the plan another name")
     if not _NAME.match(name):
         raise PlanError(
             "a plan's name is 1-64 characters: lower-case letters, digits, '.', '_' or '-',"

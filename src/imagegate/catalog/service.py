@@ -91,8 +91,16 @@ async def create_model(tx: Tx, name: str, change: ModelChange, now: float) -> Ca
 
 
 async def update_model(tx: Tx, name: str, change: ModelChange, now: float) -> CatalogModel:
-    """The model with ``change`` applied, or CatalogError (nothing changed) / ModelMissing."""
-    model = check_model(replace(await get_model(tx, name), **change.fields()))
+    """The model with ``change`` applied (``prices`` may give only some speeds), or CatalogError
+    (nothing changed) / ModelMissing. The row is held until the commit, so two operators
+    changing different fields at once both keep their change."""
+    current = await store.find(tx, name, for_update=True)
+    if current is None:
+        raise ModelMissing(f"no model {name!r}")
+    fields = change.fields()
+    if "prices" in fields:
+        fields["prices"] = {**current.prices, **fields["prices"]}
+    model = check_model(replace(current, **fields))
     await store.update(tx, model, now)
     return model
 

@@ -46,8 +46,11 @@ async def all_models(tx: Tx) -> list[CatalogModel]:
     return [model_of(row) for row in await tx.all(_ALL)]
 
 
-async def find(tx: Tx, name: str) -> CatalogModel | None:
-    row = await tx.one(_ONE, {"name": name})
+async def find(tx: Tx, name: str, for_update: bool = False) -> CatalogModel | None:
+    """The model called ``name``; ``for_update``: its row held until the commit (PostgreSQL; on
+    SQLite the writer is alone anyway)."""
+    lock = " FOR UPDATE" if for_update and tx.dialect == "postgresql" else ""
+    row = await tx.one(_ONE + lock, {"name": name})
     return None if row is None else model_of(row)
 
 

@@ -16,6 +16,8 @@ from imagegate.callbacks import service as callbacks
 from imagegate.cli.codes import app as code_app
 from imagegate.cli.common import AdminContext, JsonFlag, Result, run_action
 from imagegate.cli.keys import app as key_app
+from imagegate.cli.models import app as model_app
+from imagegate.cli.models import plan_app
 from imagegate.cli.users import app as user_app
 from imagegate.db.models import LedgerEntry
 from imagegate.keys import service as keys
@@ -28,6 +30,8 @@ app.add_typer(account_app, name="account")
 app.add_typer(key_app, name="key")
 app.add_typer(user_app, name="user")
 app.add_typer(code_app, name="codes")
+app.add_typer(model_app, name="model")
+app.add_typer(plan_app, name="plan")
 
 
 def _entry_json(entry: LedgerEntry) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -97,3 +98,13 @@ async def _run(settings: Settings, action: ContextAction) -> Result:
         return await action(AdminContext(settings, Clock(), db))
     finally:
         await db.dispose()
+        await asyncio.to_thread(_join_sqlite_threads)
+
+
+def _join_sqlite_threads() -> None:
+    """Let aiosqlite's connection threads end while the loop still runs: a connection that
+    failed to open stops its thread after the error is raised, and that thread's last callback
+    would otherwise land on a closed loop and print a traceback under our one-line error."""
+    for thread in threading.enumerate():
+        if "_connection_worker_thread" in thread.name:
+            thread.join(timeout=2)

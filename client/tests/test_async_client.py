@@ -9,10 +9,13 @@ from pathlib import Path
 import pytest
 
 from harness import Server, running_server
+from imagegate.catalog.service import set_active
 from imagegate.config import Settings
+from imagegate.db.sql import SessionTx
 from imagegate_client import (
     PRICES,
     AsyncClient,
+    AuthenticationError,
     InvalidRequestError,
     TaskFailedError,
     TaskNotFoundError,
@@ -96,3 +99,20 @@ async def test_events_cancel_tasks_and_usage(settings: Settings) -> None:
             [row] = usage.rows
             assert (row.group, row.tasks_created, row.tasks_failed) == ("BALANCED", 2, 1)
             assert usage.total.credits_net == PRICES["BALANCED"]
+
+
+async def test_models(server: Server, client: AsyncClient) -> None:
+    [model] = await client.models()
+    assert (model.name, model.title) == ("ideogram-v4", "Ideogram V4")
+    assert {speed: model.prices[speed] for speed in model.rendering_speeds} == PRICES
+    assert [(size.size, size.width, size.height) for size in model.sizes][-1] == (
+        "16:9",
+        1280,
+        720,
+    )
+    async with server.services.db.transaction() as session:
+        await set_active(SessionTx(session), "ideogram-v4", False, 0.0)
+    assert await client.models() == []
+    async with AsyncClient(base_url=server.base_url, api_key="sk-nope") as stranger:
+        with pytest.raises(AuthenticationError):
+            await stranger.models()

@@ -14,7 +14,9 @@ import pytest
 
 from cli_support import cli_env, run_piped
 from harness import Account, free_port
+from imagegate.catalog.service import ModelChange, create_model
 from imagegate.config import Settings
+from imagegate.db.sql import SessionTx
 from imagegate.keys.policy import PolicyChange
 from imagegate_client import PRICES, Client
 from sdk_support import HeldProvider, Live, Reply, WireServer, error_reply, live_server, success
@@ -242,3 +244,34 @@ def test_generate_long_polls_a_server_without_live_status(tmp_path: Path) -> Non
         ("GET", "/a.png"),
     ]
     assert "wait" in wire.seen[2].query
+
+
+def test_models_prints_one_line_per_model_or_json(
+    live: Live, account: Account, client: Client
+) -> None:
+    env = cli_env(live.base_url, account.key)
+    run = run_piped("models", env=env)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == "ideogram-v4  Ideogram V4  TURBO 16  BALANCED 28  QUALITY 44\n"
+    raw = run_piped("models", "--json", env=env)
+    assert json.loads(raw.stdout) == [model.model_dump(mode="json") for model in client.models()]
+    assert json.loads(raw.stdout)[0]["prices"] == PRICES
+
+    async def add_flux() -> None:
+        async with live.server.services.db.transaction() as session:
+            await create_model(
+                SessionTx(session), "flux-schnell",
+                ModelChange(title="FLUX.1 [schnell]", reports="black-forest-labs/flux-schnell",
+                            prices={"TURBO": 3, "BALANCED": 3, "QUALITY": 5}),
+                0.0,
+            )  # fmt: skip
+
+    live.run(add_flux())
+    assert run_piped("models", env=env).stdout.splitlines() == [
+        "flux-schnell  FLUX.1 [schnell]  TURBO 3  BALANCED 3  QUALITY 5",
+        "ideogram-v4   Ideogram V4       TURBO 16  BALANCED 28  QUALITY 44",
+    ]
+    bad = run_piped("models", "--api-key", "sk-nope", env=env)
+    one_error_line(bad, "invalid_api_key")
+    assert bad.returncode == 11
+    assert re.search(r"^ +models ", run_piped("--help", env=env).stdout, re.MULTILINE)

@@ -13,13 +13,21 @@ import pytest
 from PIL import Image
 
 from harness import Account
+from imagegate.billing.plans import save_plan, set_account_plan
+from imagegate.catalog.service import ModelChange, create_model
 from imagegate.config import Settings
+from imagegate.db.sql import SessionTx
+from imagegate.keys.policy import PolicyChange
 from imagegate_client import (
     PRICES,
     APIError,
+    AuthenticationError,
     Client,
     ImagegateError,
     InvalidRequestError,
+    Model,
+    ModelPrices,
+    ModelSize,
     Task,
     TaskFailedError,
     TaskNotFoundError,
@@ -300,3 +308,40 @@ def test_usage_counts_tasks_and_credits_by_day_speed_and_key(
     assert (empty.rows, empty.total.tasks_created) == ([], 0)
     with pytest.raises(InvalidRequestError):
         client.usage(from_=usage.to, to=yesterday)  # from after to
+
+
+def test_models_lists_what_the_key_may_use_at_the_accounts_prices(
+    live: Live, client: Client, account: Account
+) -> None:
+    [model] = client.models()
+    assert isinstance(model, Model)
+    assert (model.name, model.title) == ("ideogram-v4", "Ideogram V4")
+    assert model.prices == ModelPrices(**PRICES)
+    assert {speed: model.prices[speed] for speed in model.rendering_speeds} == PRICES
+    assert model.sizes[0] == ModelSize(size="1:1", width=1024, height=1024)
+    assert [size.size for size in model.sizes] == ["1:1", "3:4", "9:16", "4:3", "16:9"]
+    assert model.output_formats == ["jpeg", "png"]
+
+    async def add_a_model_and_a_plan() -> None:
+        async with live.server.services.db.transaction() as session:
+            await create_model(
+                SessionTx(session), "flux-schnell",
+                ModelChange(title="FLUX.1 [schnell]", reports="black-forest-labs/flux-schnell",
+                            prices={"TURBO": 3, "BALANCED": 3, "QUALITY": 5}, sizes=("1:1",)),
+                0.0,
+            )  # fmt: skip
+            await save_plan(session, "half", "0.5", 0.0)
+            await set_account_plan(session, account.id, "half")
+
+    live.run(add_a_model_and_a_plan())
+    flux, ideogram = client.models()
+    assert (flux.name, ideogram.name) == ("flux-schnell", "ideogram-v4")
+    assert flux.prices == ModelPrices(TURBO=2, BALANCED=2, QUALITY=3)  # rounded up
+    assert ideogram.prices == ModelPrices(TURBO=8, BALANCED=14, QUALITY=22)
+    assert [size.size for size in flux.sizes] == ["1:1"]
+    only_flux = live.account(policy=PolicyChange(models=["flux-schnell"]))
+    with Client(base_url=live.base_url, api_key=only_flux.key) as other:
+        assert [model.name for model in other.models()] == ["flux-schnell"]
+    with Client(base_url=live.base_url, api_key="sk-nope") as stranger:
+        with pytest.raises(AuthenticationError):
+            stranger.models()

@@ -15,6 +15,9 @@ from imagegate import errors as server_errors
 from imagegate_client import (
     APIError,
     Credits,
+    Model,
+    ModelPrices,
+    ModelSize,
     Task,
     TaskError,
     TaskOutput,
@@ -26,6 +29,7 @@ from imagegate_client._exceptions import error_from_response
 from imagegate_client._models import (
     CreateTaskRequest,
     GenerationInput,
+    ModelList,
     TaskCreated,
     TaskList,
     TaskOutputMetadata,
@@ -46,6 +50,10 @@ PAIRS: dict[str, type[BaseModel]] = {
     "UsageCounts": UsageCounts,
     "UsageRow": UsageRow,
     "Usage": Usage,
+    "ModelObject": Model,
+    "ModelPrices": ModelPrices,
+    "ModelSize": ModelSize,
+    "ModelList": ModelList,
 }
 SERVER_NAME = {model.__name__: name for name, model in PAIRS.items()}
 
@@ -147,6 +155,11 @@ async def test_credits_matches_the_server(server: Server, openapi: dict[str, Any
     assert summary(Credits.model_json_schema(), {}) == summary(
         openapi["components"]["schemas"][ref], {}
     )
+
+
+def test_models_answers_with_the_sdks_model_list(openapi: dict[str, Any]) -> None:
+    assert enveloped(openapi, response_schema(openapi, "/v1/models", "get")) == "ModelList"
+    assert "parameters" not in openapi["paths"]["/v1/models"]["get"]
 
 
 def server_error_table() -> list[type[server_errors.ApiError]]:

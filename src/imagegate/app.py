@@ -14,6 +14,7 @@ from imagegate import __version__
 from imagegate.billing.router import router as billing_router
 from imagegate.billing.stripe_webhook import router as stripe_webhook_router
 from imagegate.callbacks.router import router as callbacks_router
+from imagegate.catalog.router import router as catalog_router
 from imagegate.clock import Clock
 from imagegate.config import Settings
 from imagegate.console.router import PREFIX as CONSOLE
@@ -84,6 +85,7 @@ def create_app(
     app.add_middleware(RequestIds)  # the outermost: every line of the request has its id
     app.include_router(tasks_router)
     app.include_router(billing_router)
+    app.include_router(catalog_router)
     app.include_router(stripe_webhook_router)
     app.include_router(callbacks_router)
     app.include_router(images_router)

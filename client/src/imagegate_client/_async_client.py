@@ -28,6 +28,7 @@ from imagegate_client._exceptions import ImagegateError, InvalidRequestError, Wa
 from imagegate_client._models import (
     CreateOptions,
     Credits,
+    Model,
     Task,
     TaskStatus,
     Usage,
@@ -189,6 +190,10 @@ class AsyncClient(BaseClient):
     async def credits(self) -> Credits:
         """The account's credit balance."""
         return _base.parse_credits(await self._call("GET", "/v1/credits"))
+
+    async def models(self) -> list[Model]:
+        """The models this key may use (see Client.models)."""
+        return _base.parse_models(await self._call("GET", "/v1/models"))
 
     async def webhook_secret(self) -> str:
         """The ``whsec_...`` secret that signs this account's callbacks."""

@@ -33,6 +33,8 @@ from imagegate_client._models import (
     CreateTaskRequest,
     Credits,
     GenerationInput,
+    Model,
+    ModelList,
     Task,
     TaskCreated,
     TaskList,
@@ -282,6 +284,10 @@ def cancelled(task: Task) -> bool:
 
 def parse_credits(response: httpx.Response) -> Credits:
     return _parsed(Credits, response)
+
+
+def parse_models(response: httpx.Response) -> list[Model]:
+    return _parsed(ModelList, response).models
 
 
 def parse_secret(response: httpx.Response) -> str:

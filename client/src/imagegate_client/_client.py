@@ -27,6 +27,7 @@ from imagegate_client._exceptions import ImagegateError, InvalidRequestError, Wa
 from imagegate_client._models import (
     CreateOptions,
     Credits,
+    Model,
     Task,
     TaskStatus,
     Usage,
@@ -198,6 +199,11 @@ class Client(BaseClient):
     def credits(self) -> Credits:
         """The account's credit balance."""
         return _base.parse_credits(self._call("GET", "/v1/credits"))
+
+    def models(self) -> list[Model]:
+        """The active models this API key may use, by name, with the credits per image the
+        account pays at each rendering speed (its price plan applied) and the sizes each offers."""
+        return _base.parse_models(self._call("GET", "/v1/models"))
 
     def webhook_secret(self) -> str:
         """The ``whsec_...`` secret that signs this account's callbacks (imagegate's

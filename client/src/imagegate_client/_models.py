@@ -70,6 +70,45 @@ class Credits(_Model):
     credits: int
 
 
+class ModelPrices(_Model):
+    """Credits per image by rendering speed, as the calling account pays them (its price plan
+    applied). ``prices["TURBO"]`` reads one too."""
+
+    TURBO: int
+    BALANCED: int
+    QUALITY: int
+
+    def __getitem__(self, rendering_speed: RenderingSpeed) -> int:
+        price: int = getattr(self, rendering_speed)
+        return price
+
+
+class ModelSize(_Model):
+    """A size preset a model offers (``size=`` of create) and its pixels."""
+
+    size: Size
+    width: int
+    height: int
+
+
+class Model(_Model):
+    """A model GET /v1/models lists: one the API key may use, active now. ``name`` is what
+    create(model=...) takes."""
+
+    name: str
+    title: str
+    prices: ModelPrices
+    sizes: list[ModelSize]
+    output_formats: list[OutputFormat]
+    rendering_speeds: list[RenderingSpeed]
+
+
+class ModelList(_Model):
+    """The data of GET /v1/models."""
+
+    models: list[Model]
+
+
 class TaskCreated(_Model):
     """The data of POST /v1/images/generations."""
 

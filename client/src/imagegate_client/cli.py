@@ -1,9 +1,9 @@
 """The `imagegate` command, shared by client and server.
 
-Client commands run here: ``generate``, ``credits``, ``task``, ``tasks``, ``cancel`` and
-``usage``. Every other command (serve, worker, db, admin) belongs to the server package and is
-handed to its CLI, argv untouched, when it is installed. This module imports the standard
-library alone until a command runs.
+Client commands run here: ``generate``, ``credits``, ``models``, ``task``, ``tasks``,
+``cancel`` and ``usage``. Every other command (serve, worker, db, admin) belongs to the server
+package and is handed to its CLI, argv untouched, when it is installed. This module imports the
+standard library alone until a command runs.
 
 Exit codes: 0 success; 1 any other error; 2 usage or configuration (no API key); 3 the task
 failed; 4 the task was still running at --timeout; 5 no response (connection or timeout);
@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from imagegate_client import Client, ImagegateError, OutputFormat, Task, Usage
 
-CLIENT_COMMANDS = ("generate", "credits", "task", "tasks", "cancel", "usage")
+CLIENT_COMMANDS = ("generate", "credits", "models", "task", "tasks", "cancel", "usage")
 EXIT_CODES = {
     "TaskFailedError": 3, "WaitTimeoutError": 4, "APIConnectionError": 5,
     "InvalidRequestError": 10, "AuthenticationError": 11, "InsufficientCreditsError": 12,
@@ -88,6 +88,10 @@ def parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=300.0, help="seconds to wait (default: %(default)g)"
     )
     credits = commands.add_parser("credits", help="Show the account's credit balance.")
+    models = commands.add_parser(
+        "models", help="List the models this key may use, with the account's prices."
+    )
+    models.add_argument("--json", action="store_true", help="print a JSON array of models")
     task = commands.add_parser("task", help="Show a task: status, image URLs or error.")
     task.add_argument("task_id")
     task.add_argument("--json", action="store_true", help="print the task object as JSON")
@@ -110,7 +114,7 @@ def parser() -> argparse.ArgumentParser:
     usage.add_argument("--to", type=_day, help="last UTC day, YYYY-MM-DD (default: today)")
     usage.add_argument("--group-by", choices=GROUPS, default="day", help="default: %(default)s")
     usage.add_argument("--json", action="store_true", help="print the usage object as JSON")
-    for command in (generate, credits, task, tasks, cancel, usage):
+    for command in (generate, credits, models, task, tasks, cancel, usage):
         command.add_argument("--base-url", help="default: IMAGEGATE_BASE_URL")
         command.add_argument("--api-key", help="default: IMAGEGATE_API_KEY")
     return root
@@ -137,8 +141,8 @@ def _run(args: argparse.Namespace) -> int:
         print("error: no API key: pass --api-key or set IMAGEGATE_API_KEY", file=sys.stderr)
         return 2
     command = {
-        "generate": _generate, "credits": _credits, "task": _task, "tasks": _tasks,
-        "cancel": _cancel, "usage": _usage,
+        "generate": _generate, "credits": _credits, "models": _models, "task": _task,
+        "tasks": _tasks, "cancel": _cancel, "usage": _usage,
     }[args.command]  # fmt: skip
     try:
         with client:
@@ -207,6 +211,21 @@ def _format_of(output: Path | None) -> OutputFormat:
 
 def _credits(client: Client, _args: argparse.Namespace) -> int:
     print(f"{client.credits().credits} credits")
+    return 0
+
+
+def _models(client: Client, args: argparse.Namespace) -> int:
+    models = client.models()
+    if args.json:
+        print(json.dumps([model.model_dump(mode="json") for model in models], indent=2))
+        return 0
+    names = max((len(model.name) for model in models), default=0)
+    titles = max((len(model.title) for model in models), default=0)
+    for model in models:
+        prices = "  ".join(f"{speed} {model.prices[speed]}" for speed in model.rendering_speeds)
+        print(f"{model.name:<{names}}  {model.title:<{titles}}  {prices}")
+    if not models:
+        print("no models", file=sys.stderr)
     return 0
 
 

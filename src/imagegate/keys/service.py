@@ -40,6 +40,10 @@ class Principal:
     spend: SpendLimits = field(default_factory=SpendLimits)
     models: tuple[str, ...] | None = None  # None: every model
 
+    def may_use(self, model: str) -> bool:
+        """Whether the key's model allowlist lets it use ``model``."""
+        return self.models is None or model in self.models
+
 
 class KeyHasher:
     def __init__(self, secret: bytes) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from fastapi import Request
@@ -9,6 +10,7 @@ from fastapi import Request
 from imagegate.billing.plans import planned_price
 from imagegate.callbacks.ssrf import Unresolvable, UnsafeDestination, resolve
 from imagegate.catalog import CatalogModel
+from imagegate.db.sql import Tx
 from imagegate.errors import InternalError, InvalidRequest, UpstreamUnavailable
 from imagegate.keys.auth import admit
 from imagegate.keys.service import Principal, key_hash
@@ -22,34 +24,56 @@ from imagegate.tasks.service import admitted_model
 
 
 @dataclass(frozen=True)
-class Admitted:
+class Creator:
+    """A caller that may create: its key, the catalogue as of its read, its account's plan."""
+
     caller: Principal
-    body: CreateTaskRequest
-    model: CatalogModel
-    key: idempotency.IdempotencyKey | None
+    models: Mapping[str, CatalogModel]
     plan_ratio: str | None  # the account's price plan (billing/plans.py); None: list prices
 
+    def offered(self) -> list[CatalogModel]:
+        """The active models the caller's key may use, by name (what model lists show)."""
+        return [
+            model
+            for name, model in sorted(self.models.items())
+            if model.active and self.caller.may_use(name)
+        ]
 
-async def admit_create(request: Request, services: Services) -> Admitted:
-    """The checks of POST /v1/images/generations, in this order: the key (401), its IP allowlist
-    (403) and rate limit (429) (keys/auth.py's admit), the body (400, a callback_url that
-    reaches this network included), the model (404: unknown, inactive, or outside the key's
-    model allowlist; 400: a size it does not offer), the Idempotency-Key header (400). The
-    caller's one statement also reads the catalogue's version and the account's plan.
-    create() goes on: a provider that can take it now (503); spend limits (429) and the
-    balance (402) come last, in the charging write (tasks/service.py's create_task), so they
-    hold under concurrency."""
+
+async def admit_creator(request: Request, services: Services) -> Creator:
+    """The key (401), its IP allowlist (403) and rate limit (429) (keys/auth.py's admit), from
+    one statement that also reads the catalogue's version and the account's plan."""
     hashed = key_hash(services.hasher, request.headers.get("authorization"))
     row = await services.db.read(lambda tx: tasks_store.creator(tx, hashed))
     caller = await admit(request, services, row)
     assert row is not None
     version, plan_ratio = row[CALLER_WIDTH:]
+    return Creator(caller, await services.catalog.at(version), plan_ratio)
+
+
+@dataclass(frozen=True)
+class Admitted:
+    caller: Principal
+    body: CreateTaskRequest
+    model: CatalogModel
+    key: idempotency.IdempotencyKey | None
+    plan_ratio: str | None
+
+
+async def admit_create(request: Request, services: Services) -> Admitted:
+    """The checks of POST /v1/images/generations, in this order: the caller's (admit_creator),
+    the body (400, a callback_url that reaches this network included), the model (404:
+    unknown, inactive, or outside the key's model allowlist; 400: a size it does not offer),
+    the Idempotency-Key header (400). create() goes on: a provider that can take it now (503);
+    spend limits (429) and the balance (402) come last, in the charging write
+    (tasks/service.py's create_task), so they hold under concurrency."""
+    creator = await admit_creator(request, services)
     body = parse_create_request(await read_body(request, services.settings.max_body_bytes))
     if body.callback_url is not None:
         await check_callback_url(body.callback_url, services.settings.callback_allow_private)
-    model = admitted_model(caller, body, await services.catalog.at(version))
+    model = admitted_model(creator.caller, body, creator.models)
     key = idempotency.requested(request.headers, body)
-    return Admitted(caller, body, model, key, plan_ratio)
+    return Admitted(creator.caller, body, model, key, creator.plan_ratio)
 
 
 @dataclass(frozen=True)
@@ -67,35 +91,42 @@ async def create(services: Services, admitted: Admitted) -> Created:
         found = await services.db.read(lambda tx: idempotency.replay(tx, account_id, key, now))
         if found is not None:
             return Created(found, replayed=True)
-    model = admitted.model
+    try:
+        [task_id] = await create_tasks(services, admitted, 1)
+    except idempotency.KeyTaken:  # a create with this key committed first: answer with its task
+        assert key is not None
+        now = services.clock.now()
+        found = await services.db.read(lambda tx: idempotency.replay(tx, account_id, key, now))
+        if found is None:
+            raise InternalError() from None  # (its row expired within this very request)
+        return Created(found, replayed=True)
+    return Created(task_id, replayed=False)
+
+
+async def create_tasks(services: Services, admitted: Admitted, count: int) -> list[str]:
+    """``count`` tasks of the admitted request, all or none: once a provider can take them
+    (503 otherwise), in one transaction, each charged (a refused charge keeps none)."""
+    model, body, ratio = admitted.model, admitted.body, admitted.plan_ratio
     if not await services.providers.available(model):
         raise UpstreamUnavailable(
             f"No provider can take '{model.name}' tasks right now (nothing was charged); "
             "try again later."
         )
     now = services.clock.now()
-    try:
-        task_id = await services.db.write(
-            lambda tx: service.create_task(
-                tx,
-                services.queue,
-                admitted.caller,
-                admitted.body,
-                now,
-                model,
-                key,
-                admitted.plan_ratio,
+
+    async def write(tx: Tx) -> list[str]:
+        return [
+            await service.create_task(
+                tx, services.queue, admitted.caller, body, now, model, admitted.key, ratio
             )
-        )
-    except idempotency.KeyTaken:  # a create with this key committed first: answer with its task
-        assert key is not None
-        found = await services.db.read(lambda tx: idempotency.replay(tx, account_id, key, now))
-        if found is None:
-            raise InternalError() from None  # (its row expired within this very request)
-        return Created(found, replayed=True)
-    speed = admitted.body.input.resolved()["rendering_speed"]
-    record.task_created(model.name, speed, planned_price(model.price(speed), admitted.plan_ratio))
-    return Created(task_id, replayed=False)
+            for _ in range(count)
+        ]
+
+    task_ids = await services.db.write(write)
+    speed = body.input.resolved()["rendering_speed"]
+    for _ in task_ids:
+        record.task_created(model.name, speed, planned_price(model.price(speed), ratio))
+    return task_ids
 
 
 async def check_callback_url(url: str, allow_private: bool) -> None:

@@ -45,8 +45,7 @@ def admitted_model(
     the key's model allowlist (so a key cannot probe the catalogue); InvalidRequest for a size
     the model does not offer."""
     model = models.get(request.model)
-    allowed = principal.models is None or request.model in principal.models
-    if model is None or not model.active or not allowed:
+    if model is None or not model.active or not principal.may_use(model.name):
         raise ModelNotFound(f"Model '{request.model}' does not exist or is inactive.")
     size = request.input.resolved()["size"]
     if size not in model.sizes:

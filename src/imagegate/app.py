@@ -28,6 +28,9 @@ from imagegate.logs import RequestIds, redact_access_log
 from imagegate.metrics.asgi import RequestMetrics
 from imagegate.metrics.exposition import metrics_port
 from imagegate.metrics.exposition import router as metrics_router
+from imagegate.openai_api.errors import openai_error
+from imagegate.openai_api.router import PREFIX as OPENAI
+from imagegate.openai_api.router import router as openai_router
 from imagegate.providers.base import Provider
 from imagegate.services import build_services
 from imagegate.storage.router import router as images_router
@@ -79,7 +82,7 @@ def create_app(
         redoc_url=None,
         redirect_slashes=False,  # a trailing slash gets the error envelope, not an empty 307
     )
-    install_error_handlers(app, html={CONSOLE: console_error})
+    install_error_handlers(app, html={CONSOLE: console_error}, shapes={OPENAI: openai_error})
     app.add_middleware(RateLimitHeaders)
     app.add_middleware(RequestMetrics)  # it times everything, errors included
     app.add_middleware(RequestIds)  # the outermost: every line of the request has its id
@@ -91,6 +94,7 @@ def create_app(
     app.include_router(images_router)
     app.include_router(health_router)
     app.include_router(metrics_router)
+    app.include_router(openai_router)
     install_console(app)
     _extend_openapi(app)
     return app

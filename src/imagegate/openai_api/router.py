@@ -10,6 +10,9 @@ transaction (all or none). The answer waits for them (IMAGEGATE_OPENAI_MAX_WAIT)
   refused prompt, else 500 ``server_error`` (each refunded);
 - the wait ran out: 202 with the images made so far and ``pending``: each unfinished task with
   the URL of its GET /v1/tasks/{id}. Nothing is lost or charged again: the tasks run on.
+
+Once the tasks are charged, no answer is a 5xx (OpenAI's SDKs retry those, which would pay
+again): an image that cannot be read back, or any error while waiting, is a 202 like the last.
 """
 
 from __future__ import annotations
@@ -17,13 +20,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from imagegate.catalog import SIZES
-from imagegate.errors import InternalError, InvalidRequest
+from imagegate.errors import InvalidRequest
 from imagegate.logs import about_task
 from imagegate.openai_api.errors import error_body
 from imagegate.openai_api.mapping import preset, speed
@@ -38,6 +42,7 @@ from imagegate.openai_api.schemas import (
 )
 from imagegate.providers.base import SAFETY_REJECTED
 from imagegate.services import Services
+from imagegate.storage.base import StorageUnavailable
 from imagegate.tasks import store
 from imagegate.tasks.admission import Admitted, Creator, admit_creator, create_tasks, read_body
 from imagegate.tasks.live import until_final
@@ -47,6 +52,7 @@ from imagegate.tasks.status import FINAL, TaskStatus
 from imagegate.tasks.store import TaskView
 
 PREFIX = "/openai"
+log = logging.getLogger(__name__)
 router = APIRouter(prefix=PREFIX + "/v1", include_in_schema=False)
 
 
@@ -59,8 +65,13 @@ async def generate_images(request: Request) -> Response:
     task_ids = await create_tasks(services, admitted, body.n or 1)
     about_task(task_ids[0])
     account_id, wait = creator.caller.account_id, services.settings.openai_max_wait
-    tasks = await asyncio.gather(*(_final(services, account_id, i, wait) for i in task_ids))
-    return await _answer(services, body, list(tasks))
+    try:
+        tasks = await asyncio.gather(*(_final(services, account_id, i, wait) for i in task_ids))
+        return await _answer(services, body, list(tasks))
+    except Exception:
+        # The tasks are made and charged: a 5xx now would have the SDK retry and pay again.
+        log.exception("answering OpenAI images %s failed; answered with their tasks", task_ids)
+        return _accepted(services, [PendingTask(id=i, status="unknown", url="") for i in task_ids])
 
 
 @router.get("/models")
@@ -102,25 +113,41 @@ async def _answer(services: Services, body: ImageRequest, tasks: list[TaskView])
     pending = [task for task in tasks if task.status not in FINAL]
     if not completed and not pending:
         return _failed(tasks[0])
-    images = [
-        await _image(services, body, key) for task in completed for key in task.output_urls or []
-    ]
-    answer = ImagesResponse(created=int(services.clock.now()), data=images)
+    images: list[Image] = []
+    for task in completed:
+        made = [await _image(services, body, key) for key in task.output_urls or []]
+        if None in made:  # stored, but not readable now: the task API serves it later
+            pending.append(task)
+        images.extend(image for image in made if image is not None)
     if pending:
-        answer.pending = [
-            PendingTask(id=t.id, status=t.status, url=f"{services.public_url}/v1/tasks/{t.id}")
-            for t in pending
-        ]
+        return _accepted(services, [PendingTask(id=t.id, status=t.status, url="") for t in pending],
+                         images)  # fmt: skip
+    answer = ImagesResponse(created=int(services.clock.now()), data=images)
+    return JSONResponse(answer.model_dump(exclude_none=True))
+
+
+def _accepted(
+    services: Services, pending: list[PendingTask], images: list[Image] | None = None
+) -> Response:
+    """202: the images made so far, and the tasks of the others, to be fetched from the task API
+    with the same key (they run on; nothing is charged again)."""
+    for task in pending:
+        task.url = f"{services.public_url}/v1/tasks/{task.id}"
+    answer = ImagesResponse(created=int(services.clock.now()), data=images or [], pending=pending)
     content: dict[str, Any] = answer.model_dump(exclude_none=True)
-    return JSONResponse(content, status_code=202 if pending else 200)
+    return JSONResponse(content, status_code=202)
 
 
-async def _image(services: Services, body: ImageRequest, key: str) -> Image:
+async def _image(services: Services, body: ImageRequest, key: str) -> Image | None:
+    """The image as asked for; None when it cannot be read back now."""
     if body.response_format != "b64_json":
         return Image(url=f"{services.public_url}/images/{key}", revised_prompt=body.prompt)
-    data = await services.store.read(key)
+    try:
+        data = await services.store.read(key)
+    except StorageUnavailable:
+        data = None
     if data is None:
-        raise InternalError("The image was made but could not be read back; fetch it by its task.")
+        return None
     return Image(b64_json=base64.b64encode(data).decode(), revised_prompt=body.prompt)
 
 

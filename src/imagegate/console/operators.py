@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from imagegate.billing import accounts, payments
+from imagegate.billing import accounts, payments, plans
 from imagegate.billing import service as billing
 from imagegate.callbacks.stats import failing_callbacks
 from imagegate.console.auth import Operator, PageNotFound, checked_form, text
@@ -91,9 +91,10 @@ async def account_page(
         except billing.AccountNotFound:
             raise PageNotFound() from None
         events = await payments.payment_events(session, account_id)
+        price_plans = await plans.list_plans(session)
     return render(
         request, "admin_account.html", who, status_code,
-        title=f"Account {detail.account.name}", detail=detail,
+        title=f"Account {detail.account.name}", detail=detail, plans=price_plans,
         payment_events=[PaymentEventLine.of(event) for event in events], **HELPERS, **extra,
     )  # fmt: skip
 
@@ -127,6 +128,22 @@ async def adjust(request: Request, who: Operator, account_id: str) -> Response:
     return redirect(
         request, _url(account_id), f"Adjusted by {credits:+d} credits. The balance is {balance}."
     )
+
+
+@router.post("/accounts/{account_id}/plan", response_class=HTMLResponse)
+async def set_plan(request: Request, who: Operator, account_id: str) -> Response:
+    plan = text(await checked_form(request, who), "plan") or None
+    services = services_of(request)
+    try:
+        async with services.db.transaction() as session:
+            await plans.set_account_plan(session, account_id, plan)
+    except plans.PlanNotFound:
+        message = f"There is no price plan {plan!r}: choose one from the list."
+        return await account_page(request, who, account_id, 400, error=message)
+    except LookupError:
+        raise PageNotFound() from None
+    notice = f"Account put on price plan {plan}." if plan else "Account back on list prices."
+    return redirect(request, _url(account_id), notice)
 
 
 @router.get("/accounts/{account_id}/ban", response_class=HTMLResponse)

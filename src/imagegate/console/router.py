@@ -12,6 +12,7 @@ from imagegate.console import (
     codes,
     home,
     keys,
+    models,
     operators,
     signin,
     tasks,
@@ -74,7 +75,7 @@ def console_error(request: Request, status: int, message: str) -> Response:
 
 
 def install_console(app: FastAPI) -> None:
-    for module in (signin, home, keys, tasks, billing, topup, codes, alerts, operators):
+    for module in (signin, home, keys, tasks, billing, topup, codes, alerts, operators, models):
         app.include_router(module.router, include_in_schema=False)
     app.include_router(root)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=HERE / "static"), name="console-static")

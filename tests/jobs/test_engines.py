@@ -16,7 +16,7 @@ from imagegate.config import Settings
 from imagegate.db.migrate import PROCRASTINATE_SCHEMA
 from imagegate.jobs import admin
 from imagegate.services import job_kinds
-from imagegate.tasks.service import DEFAULT_QUEUE, RUN_TASK
+from imagegate.tasks.service import RUN_TASK
 from receiver import running_receiver
 
 
@@ -29,13 +29,13 @@ async def test_a_job_commits_or_rolls_back_with_its_transaction(server: Server) 
     queue, db = server.services.queue, server.services.db
     with contextlib.suppress(RolledBack):
         async with db.transaction() as session:
-            await queue.defer(session, RUN_TASK, {"task_id": "gone"}, queue=DEFAULT_QUEUE)
+            await queue.defer(session, RUN_TASK, {"task_id": "gone"}, queue="model:x")
             (job,) = await admin.list_jobs(session, queue="model:x")
             assert job.args == {"task_id": "gone"}
             raise RolledBack
     assert await server.jobs() == []
     async with db.transaction() as session:
-        await queue.defer(session, RUN_TASK, {"task_id": "kept"}, queue=DEFAULT_QUEUE)
+        await queue.defer(session, RUN_TASK, {"task_id": "kept"}, queue="model:x")
     (job,) = await server.jobs()
     assert (job.kind, job.queue, job.status, job.args) == (
         RUN_TASK, "model:x", "todo", {"task_id": "kept"}

@@ -53,7 +53,7 @@ def planned_price(price: int, ratio: str | None) -> int:
 def check_plan_name(name: str) -> str:
     if name == NO_PLAN:
         raise PlanError(f"'{NO_PLAN}' means no plan; give the plan another name")
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise PlanError(
             "a plan's name is 1-64 characters: lower-case letters, digits, '.', '_' or '-',"
             " starting with a letter or digit"

@@ -50,6 +50,8 @@ class ModelChange:
     active: bool | None = None
 
     def fields(self) -> dict[str, Any]:
+        if self.clear_providers and self.providers is not None:
+            raise CatalogError("providers", "give a route or the default route, not both")
         given = {
             name: value
             for name, value in vars(self).items()
@@ -73,20 +75,19 @@ async def get_model(tx: Tx, name: str) -> CatalogModel:
 
 async def create_model(tx: Tx, name: str, change: ModelChange, now: float) -> CatalogModel:
     """A new model (active unless ``change.active`` is False), or CatalogError."""
-    if not re.match(NAME_PATTERN, name):
+    if not re.fullmatch(NAME_PATTERN, name):
         raise CatalogError(
             "name",
             "a model's name is 1-64 characters: lower-case letters, digits, '.', '_' or '-',"
             " starting with a letter or digit",
         )
-    if await store.find(tx, name) is not None:
-        raise CatalogError("name", f"a model named {name!r} exists already")
     for needed in ("title", "prices", "reports"):
         if getattr(change, needed) is None:
             raise CatalogError(needed, f"a new model needs its {needed}")
     base = CatalogModel(name=name, title="", prices={}, reports="")
     model = check_model(replace(base, **change.fields()))
-    await store.insert(tx, model, now)
+    if not await store.insert(tx, model, now):  # (also when another create just took it)
+        raise CatalogError("name", f"a model named {name!r} exists already")
     return model
 
 
@@ -132,7 +133,7 @@ def check_model(model: CatalogModel) -> CatalogModel:
     if model.providers is not None:
         _check_providers(model.providers)
     _check_upstream(model.upstream)
-    if not _QUEUE.match(model.queue) or model.queue in RESERVED_QUEUES:
+    if not _QUEUE.fullmatch(model.queue) or model.queue in RESERVED_QUEUES:
         raise CatalogError(
             "queue", "the queue is 1-64 of a-z, 0-9, ':', '.', '_', '-' (not callbacks or"
             " maintenance)"

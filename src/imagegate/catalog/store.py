@@ -17,6 +17,7 @@ _BUMP = "UPDATE catalog_state SET version = version + 1 WHERE id = 1"
 _INSERT = (
     f"INSERT INTO models ({_COLUMNS}, created_at, updated_at) VALUES (:name, :title, :active,"
     " :prices, :sizes, :reports, :providers, :upstream, :queue, :now, :now)"
+    " ON CONFLICT (name) DO NOTHING RETURNING name"
 )
 _UPDATE = (
     "UPDATE models SET title = :title, active = :active, prices = :prices, sizes = :sizes,"
@@ -74,9 +75,12 @@ def _params(model: CatalogModel, now: float) -> dict[str, Any]:
     }
 
 
-async def insert(tx: Tx, model: CatalogModel, now: float) -> None:
-    await tx.run(_INSERT, _params(model, now))
+async def insert(tx: Tx, model: CatalogModel, now: float) -> bool:
+    """Add ``model``; False (nothing written) when a model of that name exists."""
+    if await tx.one(_INSERT, _params(model, now)) is None:
+        return False
     await tx.run(_BUMP)
+    return True
 
 
 async def update(tx: Tx, model: CatalogModel, now: float) -> None:

@@ -29,7 +29,12 @@ task_id: ContextVar[str | None] = ContextVar("task_id", default=None)
 
 
 def redact(text: str) -> str:
-    return _API_KEY.sub("sk-[redacted]", _SECRET_IN_URL.sub(r"\1[redacted]", text))
+    # Most lines hold none of them: a substring test costs a tenth of a regular expression's.
+    if "sk-" in text:
+        text = _API_KEY.sub("sk-[redacted]", text)
+    if "/console/set-password/" in text or "invite=" in text:
+        text = _SECRET_IN_URL.sub(r"\1[redacted]", text)
+    return text
 
 
 class RedactUrls(logging.Filter):

@@ -164,8 +164,7 @@ class Server:
 
     async def stop_workers(self) -> None:
         """Stop this server's job workers (jobs then wait until ``services.start_workers()``)."""
-        for worker in self.services.workers:
-            await worker.stop()
+        await self.services.stop_workers()
 
     async def jobs(self, status: str | None = None, queue: str | None = None) -> list[JobInfo]:
         """The jobs that wait, run, failed or were cancelled (either engine), newest first;

@@ -152,8 +152,9 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(default=65536, ge=1024)
     # POST /openai/v1/images/generations waits this long for its images; after that it answers
-    # 202 with the tasks still running (openai_api/router.py).
-    openai_max_wait: float = Field(default=120.0, gt=0, le=3600)
+    # 202 with the tasks still running (openai_api/router.py). Below the usual proxy timeout
+    # (60 s) and the SDK's (600 s): a client that gives up and retries pays again.
+    openai_max_wait: float = Field(default=50.0, gt=0, le=300)
     # Credits given to the demo account created on the very first start of `imagegate serve`.
     demo_credits: int = Field(default=1000, ge=0)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -24,6 +25,7 @@ from imagegate.jobs.procrastinate_worker import (
 )
 from imagegate.jobs.queue import JobQueue
 from imagegate.jobs.table_worker import Worker, WorkerConfig
+from imagegate.jobs.task_queues import QueueFollower, waiting_queues
 from imagegate.keys.network import Network, parse_networks
 from imagegate.keys.ratelimit import RateLimiter
 from imagegate.keys.secret import load_or_create_secret
@@ -65,6 +67,7 @@ class Services:
     catalog: Catalogue  # the models offered, as of the catalogue's latest version
     workers: list[Worker | ProcrastinateWorker] = field(default_factory=list)
     procrastinate: ProcrastinateJobs | None = None  # PostgreSQL: the job engine, once started
+    _following: asyncio.Task[None] | None = None  # new task queues get a pool (PostgreSQL)
 
     @property
     def public_url(self) -> str:
@@ -73,16 +76,47 @@ class Services:
     async def start_workers(
         self, queues: Sequence[str] | None = None, concurrency: int | None = None
     ) -> None:
-        model_queues = sorted({m.queue for m in (await self.catalog.fresh()).values()})
+        await self.stop_workers()  # (tests start them again)
+        model_queues = sorted(await self.task_queues(waiting=True))
         self.workers = build_workers(self, queues, concurrency, model_queues)
         for worker in self.workers:
             worker.start()
+        if self.procrastinate is not None and queues is None:  # see jobs/task_queues.py
+            follower = QueueFollower(
+                self.task_queues, set(model_queues), lambda new: self._add_pool(new, concurrency)
+            )
+            self._following = asyncio.create_task(follower.run(), name="task-queues")
 
-    async def close(self) -> None:
+    async def task_queues(self, waiting: bool = False) -> set[str]:
+        """The queues tasks go to: the default one and the catalogue models'; ``waiting``: on
+        PostgreSQL also every queue that holds a job (jobs/task_queues.py)."""
+        names = {DEFAULT_QUEUE, *(model.queue for model in (await self.catalog.fresh()).values())}
+        if waiting and not self.db.is_sqlite:
+            names |= await self.db.read(waiting_queues)
+        return names - {CALLBACKS_QUEUE, MAINTENANCE_QUEUE}
+
+    def _add_pool(self, queues: list[str], concurrency: int | None) -> None:
+        assert self.procrastinate is not None
+        s = self.settings
+        worker = ProcrastinateWorker(
+            self.procrastinate, "tasks", queues, concurrency or s.worker_concurrency,
+            s.worker_poll_interval, s.shutdown_grace,
+        )  # fmt: skip
+        worker.start()
+        self.workers.append(worker)
+
+    async def stop_workers(self) -> None:
+        """Stop claiming jobs; running ones get the grace, then are handed back."""
+        if self._following is not None:
+            self._following.cancel()
+            self._following = None
         # One pool after the other (each with the whole grace): stopping procrastinate's pools
         # at once, on one App, was seen to hang after the database dropped its connections.
         for worker in self.workers:
             await worker.stop()
+
+    async def close(self) -> None:
+        await self.stop_workers()
         if self.procrastinate is not None:
             await self.procrastinate.close()
         await self.watch.close()

@@ -182,3 +182,33 @@ async def test_an_unknown_or_inactive_model_is_404_like_a_key_outside_its_allowl
 
         await activate(server.services, "ideogram-v4", True)
         assert (await create(server.http, account)).status_code == 200
+
+
+async def test_a_model_s_own_queue_is_worked_whether_new_or_left_behind(
+    settings: Settings,
+) -> None:
+    """PostgreSQL's workers listen to named queues: one a model gets after they started is
+    taken within seconds, and jobs a model left in its old queue are taken at the next start."""
+    async with running_server(settings) as server:
+        account = await server.account(credits=1000)
+        async with server.services.db.transaction() as session:
+            await create_model(
+                SessionTx(session), "sketch",
+                ModelChange(title="Sketch", reports="acme/sketch", queue="gpu",
+                            prices={"TURBO": 1, "BALANCED": 2, "QUALITY": 3}),
+                0.0,
+            )  # fmt: skip
+        created = await create(server.http, account, "sketch")
+        task = await server.wait_final(account, created.json()["data"]["taskId"])
+        assert (task["status"], task["output"]["metadata"]["model"]) == ("completed", "acme/sketch")
+
+        await server.stop_workers()
+        left = await create(server.http, account, "sketch")  # its job waits in "gpu"
+        await change(server.services, "sketch", queue="cpu")
+        await server.services.start_workers()
+        task = await server.wait_final(account, left.json()["data"]["taskId"])
+        assert task["status"] == "completed"
+        moved = await create(server.http, account, "sketch")
+        task = await server.wait_final(account, moved.json()["data"]["taskId"])
+        assert task["status"] == "completed"
+        assert await server.ledger(account) == (1000 - 3 * 2, 1000 - 3 * 2)

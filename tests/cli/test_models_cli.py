@@ -108,14 +108,21 @@ async def test_create_list_show_update_deactivate_and_activate(server: Server) -
     # A price given alone changes alone; other fields stay as they were.
     updated = await admin_json(settings, "model", "update", "flux-schnell", "--price-balanced", "6")
     assert updated == {**flux, "prices": {"TURBO": 3, "BALANCED": 6, "QUALITY": 5}}
-    out, _ = await imagegate(
-        settings, "admin", "model", "update", "flux-schnell", "--default-route", "--title", "Flux"
+    # Upstream options need a route of their own: the default route may not know them.
+    _, err = await imagegate(
+        settings, "admin", "model", "update", "flux-schnell", "--default-route", expect=1
     )
+    assert err == "error: --provider: a model with upstream options names its route (e.g." \
+        " replicate)\n"  # fmt: skip
+    out, _ = await imagegate(
+        settings, "admin", "model", "update", "flux-schnell", "--default-route",
+        "--upstream-json", "{}", "--title", "Flux",
+    )  # fmt: skip
     assert out == "updated model flux-schnell: active, 3/6/5 credits (TURBO/BALANCED/QUALITY), "\
         "route default\n"  # fmt: skip
     after = await model(server, "flux-schnell")
     assert (after.title, after.providers, after.prices["BALANCED"]) == ("Flux", None, 6)
-    assert after.upstream == FLUX
+    assert after.upstream == {}
 
     deactivated = await admin_json(settings, "model", "deactivate", "flux-schnell")
     assert deactivated["active"] is False

@@ -78,6 +78,7 @@ async def test_a_failed_generation_raises_the_sdk_error_and_is_refunded(
                     model="ideogram-v4", prompt="[simulate:upstream_error] a cat"
                 )
         assert failed.value.status_code == 500
+        assert failed.value.response.headers["x-should-retry"] == "false"
         assert failed.value.body == {
             "message": "Image generation failed", "type": "server_error", "param": None,
             "code": "upstream_error",
@@ -115,6 +116,7 @@ async def test_out_of_credits_is_openai_s_insufficient_quota(settings: Settings)
             with pytest.raises(openai.RateLimitError) as quota:
                 await client.images.generate(model="ideogram-v4", prompt="a cat")
         assert quota.value.code == "insufficient_quota"
+        assert quota.value.response.headers["x-should-retry"] == "false"  # no use asking again
         assert await server.ledger(poor) == (27, 27)
 
 

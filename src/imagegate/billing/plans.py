@@ -15,11 +15,12 @@ from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from imagegate.catalog import NAME_PATTERN
 from imagegate.db.models import Account, PricePlan
 
 MAX_RATIO = Decimal(100)
 NO_PLAN = "none"  # what operators type for "list prices" (CLI, console)
-_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_NAME = re.compile(NAME_PATTERN)  # like a model's name
 
 
 class PlanError(ValueError):

@@ -15,9 +15,9 @@ from typing import Any
 
 from imagegate.catalog import NAME_PATTERN, RENDERING_SPEEDS, SIZES, CatalogModel, store
 from imagegate.db.sql import Tx
+from imagegate.providers.base import PROVIDER_NAMES
 from imagegate.providers.replicate_input import check_options
 
-PROVIDERS = ("simulator", "ideogram", "replicate")
 MAX_PRICE = 10**12  # credits; any more is a typo
 RESERVED_QUEUES = ("callbacks", "maintenance")
 _QUEUE = re.compile(r"^[a-z0-9][a-z0-9:._-]{0,63}$")
@@ -107,7 +107,11 @@ async def update_model(tx: Tx, name: str, change: ModelChange, now: float) -> Ca
 
 
 async def set_active(tx: Tx, name: str, active: bool, now: float) -> CatalogModel:
-    return await update_model(tx, name, ModelChange(active=active), now)
+    """Offer the model again, or stop offering it (its accepted tasks still run)."""
+    model = await store.set_active(tx, name, active, now)
+    if model is None:
+        raise ModelMissing(f"no model {name!r}")
+    return model
 
 
 def check_model(model: CatalogModel) -> CatalogModel:
@@ -133,6 +137,12 @@ def check_model(model: CatalogModel) -> CatalogModel:
     if model.providers is not None:
         _check_providers(model.providers)
     _check_upstream(model.upstream)
+    if model.upstream and model.providers is None:
+        # The default route may start with a provider that knows nothing of these options
+        # (Ideogram would make Ideogram V4 images for it): such a model says who serves it.
+        raise CatalogError(
+            "providers", "a model with upstream options names its route (e.g. replicate)"
+        )
     if not _QUEUE.fullmatch(model.queue) or model.queue in RESERVED_QUEUES:
         raise CatalogError(
             "queue", "the queue is 1-64 of a-z, 0-9, ':', '.', '_', '-' (not callbacks or"
@@ -142,17 +152,19 @@ def check_model(model: CatalogModel) -> CatalogModel:
 
 
 def _check_providers(providers: tuple[str, ...]) -> None:
-    unknown = [name for name in providers if name not in PROVIDERS]
+    unknown = [name for name in providers if name not in PROVIDER_NAMES]
     if not providers or unknown or len(set(providers)) != len(providers):
         raise CatalogError(
             "providers",
-            f"the route is one or more of {', '.join(PROVIDERS)}, each once, in order",
+            f"the route is one or more of {', '.join(PROVIDER_NAMES)}, each once, in order",
         )
 
 
 def _check_upstream(upstream: dict[str, Any]) -> None:
-    if not isinstance(upstream, dict) or set(upstream) - set(PROVIDERS):
-        raise CatalogError("upstream", f"upstream options are by provider: {', '.join(PROVIDERS)}")
+    if not isinstance(upstream, dict) or set(upstream) - set(PROVIDER_NAMES):
+        raise CatalogError(
+            "upstream", f"upstream options are by provider: {', '.join(PROVIDER_NAMES)}"
+        )
     if "replicate" in upstream:
         try:
             check_options(upstream["replicate"])

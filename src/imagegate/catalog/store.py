@@ -19,6 +19,9 @@ _INSERT = (
     " :prices, :sizes, :reports, :providers, :upstream, :queue, :now, :now)"
     " ON CONFLICT (name) DO NOTHING RETURNING name"
 )
+_SET_ACTIVE = (
+    f"UPDATE models SET active = :active, updated_at = :now WHERE name = :name RETURNING {_COLUMNS}"
+)
 _UPDATE = (
     "UPDATE models SET title = :title, active = :active, prices = :prices, sizes = :sizes,"
     " reports = :reports, providers = :providers, upstream = :upstream, queue = :queue,"
@@ -81,6 +84,14 @@ async def insert(tx: Tx, model: CatalogModel, now: float) -> bool:
         return False
     await tx.run(_BUMP)
     return True
+
+
+async def set_active(tx: Tx, name: str, active: bool, now: float) -> CatalogModel | None:
+    row = await tx.one(_SET_ACTIVE, {"name": name, "active": active, "now": now})
+    if row is None:
+        return None
+    await tx.run(_BUMP)
+    return model_of(row)
 
 
 async def update(tx: Tx, model: CatalogModel, now: float) -> None:

@@ -24,6 +24,7 @@ from imagegate.console.auth import Operator, PageNotFound, checked_form, text
 from imagegate.console.operators import HELPERS
 from imagegate.console.web import redirect, render, services_of
 from imagegate.db.sql import SessionTx
+from imagegate.providers.base import PROVIDER_NAMES
 from imagegate.users.service import SignedIn
 
 router = APIRouter(prefix="/console/admin")
@@ -159,7 +160,7 @@ def _form_context(form: ModelForm, error: ValueError | None) -> dict[str, Any]:
         "invalid": error.field if isinstance(error, CatalogError) else None,
         "speeds": RENDERING_SPEEDS,
         "sizes": list(SIZES),
-        "providers": catalog.PROVIDERS,
+        "providers": PROVIDER_NAMES,
         **HELPERS,
     }
 

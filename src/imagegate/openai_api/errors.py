@@ -24,13 +24,18 @@ _AS_OPENAI: dict[str, tuple[int | None, str, str | None]] = {
     "upstream_error": (503, "server_error", "upstream_error"),
 }
 _FIELD = re.compile(r"^'([^']+)'")
+# OpenAI's SDKs retry 429 and 5xx unless told not to: no credits, a spent limit and a generation
+# that failed are not helped by asking again at once.
+NO_RETRY = {"x-should-retry": "false"}
+_FINAL = ("insufficient_credits", "spend_limit_exceeded")
 
 
 def openai_error(error: ApiError) -> JSONResponse:
     status, kind, code = _AS_OPENAI.get(error.code, (error.status, error.type, error.code))
     found = _FIELD.match(error.message)
     param = found.group(1) if found else None
-    return error_body(status or error.status, error.message, kind, code, param, error.headers)
+    headers = {**error.headers, **NO_RETRY} if error.code in _FINAL else error.headers
+    return error_body(status or error.status, error.message, kind, code, param, headers)
 
 
 def error_body(

@@ -7,12 +7,13 @@ transaction (all or none). The answer waits for them (IMAGEGATE_OPENAI_MAX_WAIT)
 - every task completed: 200 and their images, as ``url`` or ``b64_json``;
 - some failed, others completed: 200 with the completed ones (each failed one is refunded);
 - all failed: OpenAI's error for a failed generation: 400 ``content_policy_violation`` for a
-  refused prompt, else 500 ``server_error`` (each refunded);
+  refused prompt, else 500 ``server_error`` with ``x-should-retry: false`` (each refunded);
 - the wait ran out: 202 with the images made so far and ``pending``: each unfinished task with
   the URL of its GET /v1/tasks/{id}. Nothing is lost or charged again: the tasks run on.
 
-Once the tasks are charged, no answer is a 5xx (OpenAI's SDKs retry those, which would pay
-again): an image that cannot be read back, or any error while waiting, is a 202 like the last.
+Once tasks are charged and not refunded, no answer is a 5xx (OpenAI's SDKs retry those, which
+would pay again): an image that cannot be read back, or any error while waiting, is a 202 like
+the last.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from fastapi.responses import JSONResponse, Response
 from imagegate.catalog import SIZES
 from imagegate.errors import InvalidRequest
 from imagegate.logs import about_task
-from imagegate.openai_api.errors import error_body
+from imagegate.openai_api.errors import NO_RETRY, error_body
 from imagegate.openai_api.mapping import preset, speed
 from imagegate.openai_api.schemas import (
     Image,
@@ -162,4 +163,4 @@ def _failed(task: TaskView) -> Response:
             "content_policy_violation",
             "prompt",
         )
-    return error_body(500, message, "server_error", task.error_code)
+    return error_body(500, message, "server_error", task.error_code, headers=NO_RETRY)

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+PROVIDER_NAMES = ("simulator", "ideogram", "replicate")  # what a model's route may name
 CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg"}
 EXTENSIONS = {"png": "png", "jpeg": "jpg"}
 

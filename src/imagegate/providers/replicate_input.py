@@ -26,7 +26,8 @@ from imagegate.providers.base import GenerationRequest
 
 PLACEHOLDERS = ("prompt", "size", "width", "height", "rendering_speed", "output_format")
 _PLACEHOLDER = re.compile(r"^\{(\w+)\}$")
-_MODEL = re.compile(r"^[A-Za-z0-9_.{}-]+/[A-Za-z0-9_.{}-]+(:[0-9a-f]{64})?$")
+# owner/name: the model's latest version (a pinned owner/name:version is served elsewhere).
+_MODEL = re.compile(r"^[A-Za-z0-9_.{}-]+/[A-Za-z0-9_.{}-]+$")
 OPTIONS = ("model", "input", "values")
 
 
@@ -39,7 +40,7 @@ def check_options(options: Any) -> dict[str, Any]:
         raise ValueError(f"unknown option(s) {', '.join(unknown)} (known: {', '.join(OPTIONS)})")
     model = options.get("model")
     if model is not None and (not isinstance(model, str) or not _MODEL.match(model)):
-        raise ValueError("model must be a Replicate model name, owner/name")
+        raise ValueError("model must be a Replicate model name, owner/name (no :version)")
     model_input = options.get("input")
     if model_input is not None:
         if not isinstance(model_input, dict) or not model_input:

@@ -9,7 +9,7 @@ import httpx
 from imagegate.clock import Clock
 from imagegate.config import Settings
 from imagegate.db.database import Database
-from imagegate.providers.base import Provider
+from imagegate.providers.base import PROVIDER_NAMES, Provider
 from imagegate.providers.circuit import CircuitBreakers
 from imagegate.providers.ideogram import IdeogramProvider
 from imagegate.providers.rehost import Rehoster
@@ -17,7 +17,6 @@ from imagegate.providers.replicate import ReplicateProvider
 from imagegate.providers.routing import ProviderRouter, RetryPolicy, Route
 from imagegate.providers.simulator import SimulatorProvider
 
-PROVIDER_NAMES = ("simulator", "ideogram", "replicate")
 log = logging.getLogger(__name__)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from imagegate.catalog import IDEOGRAM_V4
 from imagegate.tasks.schemas import TaskObject
 from imagegate.tasks.status import TaskStatus
 
@@ -47,7 +48,7 @@ def task_object(task: ShownTask, public_url: str) -> TaskObject:
         body["completed_at"] = int(task.completed_at or task.created_at)
         body["output"] = {
             "urls": [f"{public_url}/images/{key}" for key in task.output_urls or []],
-            "metadata": {"model": task.reported_model or task.model},
+            "metadata": {"model": reported_model(task)},
         }
     elif task.status == TaskStatus.FAILED:
         body["error"] = {
@@ -62,3 +63,11 @@ def task_json(task: ShownTask, public_url: str) -> bytes:
     """The exact bytes served for ``task`` (compact UTF-8), so a callback carries byte for byte
     what GET /v1/tasks/{taskId} returns; keys in the reference's order."""
     return _SERIALIZER.to_json(task_object(task, public_url), exclude_none=True)
+
+
+def reported_model(task: ShownTask) -> str:
+    """The output.metadata.model of ``task``: its model's when it was created. Tasks from before
+    the catalogue was data (migration 0011) have none: they were all the seed's."""
+    if task.reported_model is not None:
+        return task.reported_model
+    return IDEOGRAM_V4.reports if task.model == IDEOGRAM_V4.name else task.model

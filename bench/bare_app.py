@@ -2,7 +2,8 @@
 
 POST /v1/images/generations validates the body with imagegate's own parser (the same pydantic
 model and error messages) and answers a constant task id; GET /v1/tasks/{id} answers a constant
-completed task. No authentication, no database. Served by uvicorn with imagegate's options.
+completed task. No authentication, no database. Served by uvicorn with imagegate's options,
+under FastAPI's options as imagegate's.
 
     python bench/bare_app.py PORT
 """
@@ -15,7 +16,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from imagegate.app import SERVER_OPTIONS
+from imagegate.app import SERVER_OPTIONS, app_options
 from imagegate.tasks.schemas import parse_create_request
 
 CREATED = b'{"code":200,"msg":"success","data":{"taskId":"397ce9f2-c04e-4244-ac33-3af19a7cc297"}}'
@@ -26,7 +27,7 @@ TASK = (
     b'"metadata":{"model":"ideogram-ai/ideogram-v4"}}}'
 )
 
-app = FastAPI()
+app = FastAPI(**app_options())  # as imagegate's
 
 
 @app.post("/v1/images/generations")

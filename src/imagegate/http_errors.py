@@ -40,6 +40,17 @@ def _respond(request: Request, error: ApiError) -> Response:
     return error_response(error)
 
 
+async def handled_error(request: Request, exc: Exception) -> Response | None:
+    """What the handlers below answer for ``exc`` (an error of the API, or a client that went
+    away), for a route answered outside FastAPI's exception handlers (http_hot.py); None for
+    anything else (the 500 handler takes it)."""
+    if isinstance(exc, ApiError):
+        return _respond(request, exc)
+    if isinstance(exc, ClientDisconnect):
+        return await _client_gone(request, exc)
+    return None
+
+
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     return _respond(request, exc)

@@ -12,6 +12,7 @@ from imagegate.billing.alerts import DELIVER_ACCOUNT_EVENT
 from imagegate.callbacks.account_events import AccountEventDeliverer
 from imagegate.callbacks.jobs import CallbackDeliverer
 from imagegate.callbacks.service import CALLBACKS_QUEUE, DELIVER_CALLBACK
+from imagegate.catalog import DEFAULT_QUEUE
 from imagegate.catalog.cache import Catalogue
 from imagegate.clock import Clock
 from imagegate.config import Settings
@@ -41,7 +42,7 @@ from imagegate.storage.setup import build_store
 from imagegate.storage.thumbnails import THUMBNAILS
 from imagegate.tasks import idempotency
 from imagegate.tasks.jobs import TaskRunner
-from imagegate.tasks.service import DEFAULT_QUEUE, RUN_TASK
+from imagegate.tasks.service import RUN_TASK
 from imagegate.tasks.watch import TaskWatch
 from imagegate.users.throttle import AttemptThrottle, LoginThrottle
 
@@ -236,8 +237,8 @@ def _procrastinate_pools(
     model_queues: Sequence[str],
 ) -> list[Worker | ProcrastinateWorker]:
     """procrastinate names the queues it takes: an unrestricted task pool takes the default
-    queue and every catalogue model's (one given its own queue later is taken by workers started
-    after that). The periodic maintenance runs in the first pool."""
+    queue and ``model_queues`` (Services.task_queues; one that appears later gets a pool of its
+    own, jobs/task_queues.py). The periodic maintenance runs in the first pool."""
     settings = services.settings
     services.procrastinate = ProcrastinateJobs(
         services.db,

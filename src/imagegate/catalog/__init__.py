@@ -22,6 +22,7 @@ OUTPUT_FORMATS = ("jpeg", "png")
 MAX_PROMPT_CHARS = 5000
 # A model's name: what clients send as "model" and what queues and metrics are named by.
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+DEFAULT_QUEUE = "tasks"  # a model's job queue unless the operator gives it one
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class CatalogModel:
     active: bool = True
     providers: tuple[str, ...] | None = None
     upstream: dict[str, dict[str, Any]] = field(default_factory=dict)
-    queue: str = "tasks"
+    queue: str = DEFAULT_QUEUE
 
     def price(self, rendering_speed: str) -> int:
         return self.prices[rendering_speed]

@@ -9,6 +9,7 @@ from then on, and tasks already accepted keep the price they were charged and ru
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, replace
 from typing import Any
@@ -60,6 +61,18 @@ class ModelChange:
         if self.clear_providers:
             given["providers"] = None
         return given
+
+
+def parse_upstream(text: str) -> dict[str, Any]:
+    """Upstream options as operators type them (JSON, in the CLI and the console), or
+    CatalogError; whether they are allowed is check_model's to say."""
+    try:
+        upstream = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CatalogError("upstream", f"not valid JSON ({exc})") from None
+    if not isinstance(upstream, dict):
+        raise CatalogError("upstream", 'must be a JSON object, e.g. {"replicate": {...}}')
+    return upstream
 
 
 async def list_models(tx: Tx) -> list[CatalogModel]:

@@ -104,15 +104,9 @@ def _change(
     active: bool | None,
     default_route: bool = False,
 ) -> ModelChange:
-    """The ModelChange the options give; ValueError for options that cannot be read."""
-    upstream = None
-    if upstream_json is not None:
-        try:
-            upstream = json.loads(upstream_json)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"--upstream-json: not valid JSON ({exc})") from None
-        if not isinstance(upstream, dict):
-            raise ValueError('--upstream-json: must be a JSON object, e.g. {"replicate": {...}}')
+    """The ModelChange the options give; ValueError (CatalogError for --upstream-json) for
+    options that cannot be read."""
+    upstream = None if upstream_json is None else service.parse_upstream(upstream_json)
     if default_route and provider:
         raise ValueError("--provider and --default-route cannot be used together")
     return ModelChange(
@@ -178,8 +172,8 @@ def model_create(
     prices = _given(price_turbo, price_balanced, price_quality) or None
 
     async def action(session: AsyncSession, s: AdminContext) -> Result:
-        change = _change(title, prices, reports, size, provider, upstream_json, queue, active)
         try:
+            change = _change(title, prices, reports, size, provider, upstream_json, queue, active)
             model = await service.create_model(SessionTx(session), name, change, s.clock.now())
         except CatalogError as exc:
             raise _refused(exc) from None
@@ -212,18 +206,11 @@ def model_update(
 
     async def action(session: AsyncSession, s: AdminContext) -> Result:
         tx = SessionTx(session)
-        change = _change(
-            title,
-            given or None,
-            reports,
-            size,
-            provider,
-            upstream_json,
-            queue,
-            active,
-            default_route,
-        )
         try:
+            change = _change(
+                title, given or None, reports, size, provider, upstream_json, queue, active,
+                default_route,
+            )  # fmt: skip
             model = await service.update_model(tx, name, change, s.clock.now())
         except CatalogError as exc:
             raise _refused(exc) from None

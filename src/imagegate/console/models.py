@@ -105,21 +105,9 @@ class ModelForm:
             sizes=tuple(self.sizes),
             providers=providers,
             clear_providers=default_route and not creating,
-            upstream=_upstream(self.upstream),
+            upstream=catalog.parse_upstream(self.upstream.strip() or "{}"),
             queue=(self.queue or None) if creating else self.queue,
         )
-
-
-def _upstream(typed: str) -> dict[str, dict[str, Any]]:
-    try:
-        upstream = json.loads(typed.strip() or "{}")
-    except json.JSONDecodeError as exc:
-        raise CatalogError("upstream", f"the upstream options are not valid JSON ({exc})") from None
-    if not isinstance(upstream, dict):
-        raise CatalogError(
-            "upstream", 'the upstream options must be a JSON object, e.g. {"replicate": {...}}'
-        )
-    return upstream
 
 
 @dataclass(frozen=True)

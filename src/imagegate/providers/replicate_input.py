@@ -25,9 +25,9 @@ from typing import Any
 from imagegate.providers.base import GenerationRequest
 
 PLACEHOLDERS = ("prompt", "size", "width", "height", "rendering_speed", "output_format")
-_PLACEHOLDER = re.compile(r"^\{(\w+)\}$")
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")  # the whole value (fullmatch)
 # owner/name: the model's latest version (a pinned owner/name:version is served elsewhere).
-_MODEL = re.compile(r"^[A-Za-z0-9_.{}-]+/[A-Za-z0-9_.{}-]+$")
+_MODEL = re.compile(r"[A-Za-z0-9_.{}-]+/[A-Za-z0-9_.{}-]+")  # the whole name (fullmatch)
 OPTIONS = ("model", "input", "values")
 
 
@@ -39,7 +39,7 @@ def check_options(options: Any) -> dict[str, Any]:
     if unknown:
         raise ValueError(f"unknown option(s) {', '.join(unknown)} (known: {', '.join(OPTIONS)})")
     model = options.get("model")
-    if model is not None and (not isinstance(model, str) or not _MODEL.match(model)):
+    if model is not None and (not isinstance(model, str) or not _MODEL.fullmatch(model)):
         raise ValueError("model must be a Replicate model name, owner/name (no :version)")
     model_input = options.get("input")
     if model_input is not None:
@@ -59,7 +59,7 @@ def check_options(options: Any) -> dict[str, Any]:
 
 
 def _placeholder(value: Any) -> str | None:
-    found = _PLACEHOLDER.match(value) if isinstance(value, str) else None
+    found = _PLACEHOLDER.fullmatch(value) if isinstance(value, str) else None
     return found.group(1) if found and found.group(1) in PLACEHOLDERS else None
 
 

@@ -124,8 +124,9 @@ async def create_tasks(services: Services, admitted: Admitted, count: int) -> li
 
     task_ids = await services.db.write(write)
     speed = body.input.resolved()["rendering_speed"]
+    charged = planned_price(model.price(speed), ratio)  # what create_task charged each
     for _ in task_ids:
-        record.task_created(model.name, speed, planned_price(model.price(speed), ratio))
+        record.task_created(model.name, speed, charged)
     return task_ids
 
 

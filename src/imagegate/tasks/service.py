@@ -35,9 +35,6 @@ T = TypeVar("T")
 RUN_TASK = "run_task"
 
 
-DEFAULT_QUEUE = "tasks"  # a catalogue model's queue unless the operator gives it one
-
-
 def admitted_model(
     principal: Principal, request: CreateTaskRequest, models: Mapping[str, CatalogModel]
 ) -> CatalogModel:

@@ -46,7 +46,8 @@ def stores(backends: Collection[str]) -> str:
     if "postgres" in backends:
         with psycopg.connect(PG_ADMIN) as conn:
             row = conn.execute("SHOW server_version").fetchone()
-        found += [f"PostgreSQL {row[0] if row else '?'} ({_package('psycopg')})"]
+        drivers = f"request path: {_package('asyncpg')}; ORM and jobs: {_package('psycopg')}"
+        found += [f"PostgreSQL {row[0] if row else '?'} ({drivers})"]
         found += [f"Redis {_redis_version()}"]
     return ", ".join(found) or "none"
 

@@ -1,52 +1,87 @@
-"""The request path on PostgreSQL: psycopg connections of our own, kept open and reused.
+"""The request path on PostgreSQL: asyncpg connections of our own, kept open and reused.
+
+asyncpg rather than psycopg here: the same lookup costs about 26 µs of this process's CPU per
+statement against psycopg's 70 (BENCHMARKS.md, "The PostgreSQL request path"); psycopg stays for
+the ORM's cold paths, procrastinate and LISTEN.
 
 A fixed number of connections, opened on demand and never closed under load (a pool that opens
 and drops overflow connections costs the server a fork each time). Reads run in autocommit, one
-round trip; psycopg prepares a statement once it has run a few times on a connection. A write runs
-in pipeline mode: its statements travel together and wait only where a result is read. A
-connection found broken (the server restarted, a proxy dropped it) is replaced; a read is retried
-once on the new one, instead of pinging before every use.
+round trip each; asyncpg prepares each statement once per connection and keeps it. A write runs
+in one transaction. A connection found broken (the server restarted, a proxy dropped it) is
+replaced; a read is retried once on the new one, instead of pinging before every use.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import Awaitable, Callable
+from functools import cache
 from typing import Any, TypeVar
 
-import psycopg
-from psycopg.pq import TransactionStatus
+import asyncpg
 from sqlalchemy.engine import make_url
 
-from imagegate.db.sql import NO_PARAMS, Params, Row, Tx, pyformat
+from imagegate.db.sql import NO_PARAMS, Params, Row, Tx
 
 T = TypeVar("T")
-IDLE = TransactionStatus.IDLE
+# What a dropped connection raises: the server shut it down or went away, or the socket did.
+DROPPED = (
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    OSError,
+)
 
 
 def conninfo(url: str) -> str:
-    """A psycopg connection string from the SQLAlchemy URL."""
+    """A libpq connection string (psycopg, asyncpg) from the SQLAlchemy URL."""
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+_NAME = re.compile(r"(?<![:\w]):(\w+)")
+
+
+@cache
+def positional(sql: str) -> tuple[str, tuple[str, ...]]:
+    """``sql`` with ``:name`` parameters as ``$1``, ``$2``…, and the names in that order
+    (computed once per statement)."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match[1] not in names:
+            names.append(match[1])
+        return f"${names.index(match[1]) + 1}"
+
+    return _NAME.sub(number, sql), tuple(names)
+
+
+def _bound(sql: str, params: Params) -> tuple[str, list[Any]]:
+    text, names = positional(sql)
+    return text, [params[name] for name in names]
+
+
 class PgTx:
-    def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
+    def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
         self.hooks: list[Callable[[], None]] = []
         self.dialect = "postgresql"
 
     async def one(self, sql: str, params: Params = NO_PARAMS) -> Row | None:
-        cursor = await self._conn.execute(pyformat(sql), params)
-        row: Row | None = await cursor.fetchone()
-        return row
+        text, args = _bound(sql, params)
+        row = await self._conn.fetchrow(text, *args)
+        return None if row is None else tuple(row)
 
     async def all(self, sql: str, params: Params = NO_PARAMS) -> list[Row]:
-        cursor = await self._conn.execute(pyformat(sql), params)
-        return await cursor.fetchall()
+        text, args = _bound(sql, params)
+        return [tuple(row) for row in await self._conn.fetch(text, *args)]
 
     async def run(self, sql: str, params: Params = NO_PARAMS) -> None:
-        await self._conn.execute(pyformat(sql), params)
+        text, args = _bound(sql, params)
+        await self._conn.execute(text, *args)
 
     def after_commit(self, hook: Callable[[], None]) -> None:
         self.hooks.append(hook)
@@ -55,7 +90,7 @@ class PgTx:
 class PgHot:
     def __init__(self, url: str, size: int) -> None:
         self._conninfo = conninfo(url)
-        self._idle: asyncio.Queue[psycopg.AsyncConnection[Any] | None] = asyncio.Queue()
+        self._idle: asyncio.Queue[asyncpg.Connection | None] = asyncio.Queue()
         for _ in range(size):
             self._idle.put_nowait(None)
         self._closing: set[asyncio.Task[None]] = set()
@@ -65,24 +100,31 @@ class PgHot:
             conn = await self._checkout()
             try:
                 return await op(PgTx(conn))
-            except psycopg.OperationalError:
-                if not conn.broken or attempt == 2:
-                    raise
+            except DROPPED:
+                conn.terminate()  # never reused (checkin discards it)
                 self._drop_idle()  # dropped: so, likely, are the idle ones (a server restart)
+                if attempt == 2:
+                    raise
+            except asyncio.CancelledError:
+                conn.terminate()  # its statement may still be running: never reuse it
+                raise
             finally:
                 self._checkin(conn)
         raise AssertionError("unreachable")
 
     async def write(self, op: Callable[[Tx], Awaitable[T]]) -> T:
-        """Run ``op`` in one transaction, its statements pipelined."""
+        """Run ``op`` in one transaction."""
         conn = await self._checkout()
         tx = PgTx(conn)
         try:
-            async with conn.pipeline(), conn.transaction():
+            async with conn.transaction():
                 result = await op(tx)
-        except psycopg.OperationalError:
-            if conn.broken:  # this write fails; the next ones get fresh connections
-                self._drop_idle()
+        except DROPPED:  # this write fails; the next ones get fresh connections
+            conn.terminate()
+            self._drop_idle()
+            raise
+        except asyncio.CancelledError:
+            conn.terminate()  # mid-statement or mid-rollback: never reuse it
             raise
         finally:
             self._checkin(conn)
@@ -94,7 +136,7 @@ class PgHot:
         while not self._idle.empty():
             conn = self._idle.get_nowait()
             if conn is not None:
-                await conn.close()
+                await _close_quietly(conn)
 
     def _drop_idle(self) -> None:
         """Close the idle connections: the next checkouts open fresh ones."""
@@ -107,30 +149,33 @@ class PgHot:
             else:
                 self._discard(conn)
 
-    def _discard(self, conn: psycopg.AsyncConnection[Any]) -> None:
+    def _discard(self, conn: asyncpg.Connection) -> None:
         closing = asyncio.get_running_loop().create_task(_close_quietly(conn))
         self._closing.add(closing)
         closing.add_done_callback(self._closing.discard)
         self._idle.put_nowait(None)
 
-    async def _checkout(self) -> psycopg.AsyncConnection[Any]:
+    async def _checkout(self) -> asyncpg.Connection:
         conn = await self._idle.get()  # None: a free slot, to open a connection in
         if conn is not None:
             return conn
         try:
-            return await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+            connected: asyncpg.Connection = await asyncpg.connect(self._conninfo)
+            return connected
         except BaseException:
             self._idle.put_nowait(None)
             raise
 
-    def _checkin(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        if conn.broken or conn.closed or conn.info.transaction_status != IDLE:
+    def _checkin(self, conn: asyncpg.Connection) -> None:
+        if conn.is_closed() or conn.is_in_transaction():
             # Dropped, or left mid-transaction by a cancelled request: never reuse it.
             self._discard(conn)
             return
         self._idle.put_nowait(conn)
 
 
-async def _close_quietly(conn: psycopg.AsyncConnection[Any]) -> None:
-    with contextlib.suppress(psycopg.Error, OSError):
-        await conn.close()
+async def _close_quietly(conn: asyncpg.Connection) -> None:
+    with contextlib.suppress(asyncpg.PostgresError, *DROPPED):
+        await asyncio.wait_for(conn.close(), timeout=5)
+    if not conn.is_closed():
+        conn.terminate()

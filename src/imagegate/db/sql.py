@@ -4,7 +4,7 @@ Stores (``<feature>/store.py``) hold an aggregate's statements as plain SQL with
 parameters and run them through a ``Tx``. Three adapters carry them out:
 
 - the request path's SQLite connections (db/sqlite_hot.py): sqlite3 inline, no thread hop;
-- the request path's PostgreSQL connections (db/pg_hot.py): psycopg, prepared statements;
+- the request path's PostgreSQL connections (db/pg_hot.py): asyncpg, prepared statements;
 - ``SessionTx``: an SQLAlchemy session, for the cold paths (console, CLI, worker) that call the
   same store functions inside their own transactions.
 
@@ -15,9 +15,7 @@ PostgreSQL (``from_json`` reads both), booleans as 0/1 or bool.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Mapping
-from functools import cache
 from typing import Any, Protocol
 
 from sqlalchemy import text
@@ -75,15 +73,6 @@ AFTER_COMMIT = "after_commit"
 def after_commit(session: AsyncSession, hook: Callable[[], None]) -> None:
     """Call ``hook`` after ``session``'s transaction commits (Database.transaction runs them)."""
     session.info.setdefault(AFTER_COMMIT, []).append(hook)
-
-
-_NAME = re.compile(r"(?<![:\w]):(\w+)")
-
-
-@cache
-def pyformat(sql: str) -> str:
-    """``sql`` with ``:name`` parameters as psycopg's ``%(name)s`` (computed once per statement)."""
-    return _NAME.sub(r"%(\1)s", sql.replace("%", "%%"))
 
 
 def to_json(value: Any) -> str | None:

@@ -16,6 +16,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
+from imagegate import heap
 from imagegate.app import SERVER_OPTIONS, app_options
 from imagegate.tasks.schemas import parse_create_request
 
@@ -42,6 +43,7 @@ async def get(task_id: str) -> Response:
 
 
 if __name__ == "__main__":
+    heap.settle()  # as `imagegate serve` does once started (imagegate/heap.py)
     uvicorn.run(
         app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False,
         **SERVER_OPTIONS,

@@ -10,6 +10,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
+from imagegate import heap
 from imagegate.app import SERVER_OPTIONS
 from imagegate.config import Settings
 from imagegate.log_config import logging_config
@@ -32,6 +33,10 @@ class DrainingServer(uvicorn.Server):
             # uvicorn raises the signal again once stopped, so the process dies of it; a stop
             # that finished its work is a clean exit (status 0) for process managers instead.
             self._captured_signals.clear()
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets)
+        heap.settle()
 
     async def shutdown(self, sockets: Any = None) -> None:
         services = getattr(self.app.state, "services", None)

@@ -7,6 +7,7 @@ import logging
 import signal
 from collections.abc import Sequence
 
+from imagegate import heap
 from imagegate.config import Settings
 from imagegate.log_config import configure_logging
 from imagegate.metrics.exposition import metrics_port
@@ -27,6 +28,7 @@ async def run_workers(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     await services.start_workers(queues, concurrency)
+    heap.settle()
     log.info("imagegate worker running: %s", ", ".join(w.describe() for w in services.workers))
     try:
         async with metrics_port(services):

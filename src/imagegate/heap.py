@@ -1,0 +1,19 @@
+"""After start-up, take what is alive out of the cyclic garbage collector's sight.
+
+A server process holds about 150,000 objects once started (modules, the app, its routes, pydantic
+models, SQLAlchemy's mappings). Each full collection walked them all: about 70 ms on this machine,
+during which no request moved; under load one came every few seconds, and it made the slowest
+percentile of every benchmark row. ``gc.freeze()`` moves them to a permanent generation: full
+collections then walk only what was created since. Objects frozen are still freed by reference
+counting; only cycles among them would stay, and start-up objects live as long as the process.
+"""
+
+from __future__ import annotations
+
+import gc
+
+
+def settle() -> None:
+    """Collect start-up garbage once, then freeze what is left (call it once, after start-up)."""
+    gc.collect()
+    gc.freeze()

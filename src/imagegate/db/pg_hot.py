@@ -27,7 +27,10 @@ from imagegate.db.sql import NO_PARAMS, Params, Row, Tx
 
 T = TypeVar("T")
 # What a dropped connection raises: the server shut it down or went away, or the socket did.
+# (A connection the server shut down while it was idle can also report a protocol state it
+# cannot leave: InternalClientError.)
 DROPPED = (
+    asyncpg.InternalClientError,
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
     asyncpg.CannotConnectNowError,

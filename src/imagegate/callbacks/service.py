@@ -11,8 +11,10 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagegate.billing.service import AccountNotFound, get_account
+from imagegate.callbacks import store
 from imagegate.callbacks.signing import new_secret
 from imagegate.db.models import Account, Callback, CallbackAttempt
+from imagegate.db.sql import Tx
 from imagegate.jobs.queue import JobQueue
 
 DELIVER_CALLBACK = "deliver_callback"
@@ -20,7 +22,7 @@ CALLBACKS_QUEUE = "callbacks"
 
 
 async def schedule(
-    session: AsyncSession,
+    tx: Tx,
     queue: JobQueue,
     task_id: str,
     url: str,
@@ -30,18 +32,9 @@ async def schedule(
 ) -> None:
     """Plan the first attempt to tell ``url`` that the task ended with ``status``."""
     first = now + delays[0]
-    session.add(
-        Callback(
-            task_id=task_id,
-            url=url,
-            event=f"task.{status}",
-            status="pending",
-            next_attempt_at=first,
-            created_at=now,
-        )
-    )
+    await store.insert(tx, task_id, url, f"task.{status}", first, now)
     await queue.defer(
-        session, DELIVER_CALLBACK, {"task_id": task_id, "number": 1},
+        tx, DELIVER_CALLBACK, {"task_id": task_id, "number": 1},
         queue=CALLBACKS_QUEUE, run_at=first,
     )  # fmt: skip
 

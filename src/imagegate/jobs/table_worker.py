@@ -22,12 +22,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, select, update
+from sqlalchemy import ColumnElement, select, update
 
 from imagegate.clock import Clock
 from imagegate.db.database import Database
 from imagegate.db.models import Job
-from imagegate.jobs import admin
+from imagegate.jobs import admin, store
 from imagegate.jobs.kinds import Done, GaveUp, JobKind, Outcome, Retry, RetryPolicy, attempt
 from imagegate.jobs.queue import JobQueue
 from imagegate.jobs.status import JobStatus
@@ -118,30 +118,12 @@ class Worker:
             self._wakeup.set()  # a slot is free again: jobs that waited for one may be due
 
     async def _claim(self, limit: int) -> list[tuple[int, str, dict[str, Any], int]]:
-        conditions = [Job.status == JobStatus.TODO, Job.run_at <= self.clock.now(), *self._mine()]
-        async with self.db.transaction() as session:
-            rows = (
-                await session.execute(
-                    select(Job.id, Job.kind, Job.args, Job.attempts)
-                    .where(*conditions)
-                    .order_by(Job.run_at, Job.id)
-                    .limit(limit)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
-            if rows:
-                # Stamped now that the rows are locked: a lock wait must not age the heartbeat.
-                await session.execute(
-                    update(Job)
-                    .where(Job.id.in_([row.id for row in rows]))
-                    .values(
-                        status=JobStatus.DOING,
-                        worker_id=self.id,
-                        heartbeat_at=self.clock.now(),
-                        attempts=Job.attempts + 1,
-                    )
-                )
-        return [(row.id, row.kind, row.args, row.attempts + 1) for row in rows]
+        queues, excluded = self.config.queues, self.config.exclude_queues
+        # The time is read in the write, once this process holds the lock: a wait for it must
+        # not age the heartbeat.
+        return await self.db.write(
+            lambda tx: store.claim(tx, self.id, self.clock.now(), limit, queues, excluded)
+        )
 
     async def _execute(self, job_id: int, kind: str, args: dict[str, Any], number: int) -> None:
         if kind not in self.kinds:
@@ -172,12 +154,15 @@ class Worker:
         return {}
 
     async def _update_own(self, job_id: int, values: dict[str, Any]) -> None:
-        mine = (Job.id == job_id, Job.worker_id == self.id)
+        if not values:  # done: the common case, on the request path's writer
+            await self.db.write(lambda tx: store.delete_own(tx, job_id, self.id))
+            return
         async with self.db.transaction() as session:
-            if values:
-                await session.execute(update(Job).where(*mine).values(worker_id=None, **values))
-            else:
-                await session.execute(delete(Job).where(*mine))
+            await session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.worker_id == self.id)
+                .values(worker_id=None, **values)
+            )
 
     async def _take_back_from_dead_processes(self) -> None:
         """Jobs left ``doing`` by processes of this host that are gone: todo again, at once."""

@@ -3,9 +3,8 @@ committed, so the counts match the database (a rolled-back create is never count
 
 from __future__ import annotations
 
-from imagegate.db.models import Task
 from imagegate.metrics import families as m
-from imagegate.tasks.status import TaskStatus
+from imagegate.tasks.status import EndedTask, TaskStatus
 
 NO_PROVIDER = "none"  # a task that ended before any provider answered (cancelled, gave up)
 
@@ -15,7 +14,7 @@ def task_created(model: str, speed: str, price: int) -> None:
     m.CREDITS_CHARGED.inc(price)
 
 
-def task_ended(task: Task, provider: str = "") -> None:
+def task_ended(task: EndedTask, provider: str = "") -> None:
     """``task`` just became completed or failed (refunded) by this process."""
     speed = str(task.input.get("rendering_speed", ""))
     provider = provider or NO_PROVIDER

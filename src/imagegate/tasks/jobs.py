@@ -7,13 +7,11 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from imagegate.catalog import SIZES, CatalogModel
 from imagegate.catalog.cache import Catalogue
 from imagegate.clock import Clock
 from imagegate.db.database import Database
-from imagegate.db.models import Task
+from imagegate.db.sql import SessionTx, Tx
 from imagegate.jobs.kinds import JobKind
 from imagegate.jobs.queue import JobQueue
 from imagegate.metrics import record
@@ -22,7 +20,8 @@ from imagegate.providers.routing import Generated, ProviderRouter
 from imagegate.storage.base import ImageStore
 from imagegate.tasks import service
 from imagegate.tasks import store as tasks_store
-from imagegate.tasks.status import TaskStatus
+from imagegate.tasks.status import EndedTask, TaskStatus
+from imagegate.tasks.store import RunTask
 from imagegate.tasks.watch import TaskWatch
 
 log = logging.getLogger(__name__)
@@ -52,8 +51,7 @@ class TaskRunner:
     async def run(self, args: dict[str, Any]) -> None:
         """Run one task. Safe to run twice: a final task is left alone."""
         task_id = args["task_id"]
-        async with self.db.transaction() as session:
-            task = await service.start(session, task_id, self.clock.now())
+        task = await self.db.write(lambda tx: service.start(tx, task_id, self.clock.now()))
         if task is None:
             return
         try:
@@ -66,14 +64,18 @@ class TaskRunner:
             log.info("task %s ended while it ran (cancelled); its run stopped", task_id)
             return
         keys = [await self.store.save(image, self.clock.now()) for image in generated.images]
-        async with self.db.transaction() as session:
-            ended = await service.complete(session, task_id, keys, self.clock.now())
-            await self._notify(session, ended)
+
+        async def complete(tx: Tx) -> RunTask | None:
+            ended = await service.complete(tx, task_id, keys, self.clock.now())
+            await self._notify(tx, ended)
+            return ended
+
+        ended = await self.db.write(complete)
         if ended is not None:
             record.task_ended(ended, generated.provider)
             log.info("task %s completed by %s", task_id, generated.provider)
 
-    async def _generate_unless_ended(self, task: Task) -> Generated | None:
+    async def _generate_unless_ended(self, task: RunTask) -> Generated | None:
         """The provider's images; or None when the task ended meanwhile (it was cancelled):
         the provider's call is then cancelled, which stops its work where it can."""
         model = await self._model(task.model)
@@ -110,18 +112,18 @@ class TaskRunner:
     async def _fail(self, task_id: str, code: str, message: str, provider: str = "") -> None:
         async with self.db.transaction() as session:
             ended = await service.fail(session, task_id, code, message, self.clock.now())
-            await self._notify(session, ended)
+            await self._notify(SessionTx(session), ended)
         if ended is not None:
             record.task_ended(ended, provider)
 
-    async def _notify(self, session: AsyncSession, ended: Task | None) -> None:
+    async def _notify(self, tx: Tx, ended: EndedTask | None) -> None:
         if ended is not None:
             await service.plan_callback(
-                session, self.queue, ended, self.callback_delays, self.clock.now()
+                tx, self.queue, ended, self.callback_delays, self.clock.now()
             )
 
 
-def _request(task: Task) -> GenerationRequest:
+def _request(task: RunTask) -> GenerationRequest:
     width, height = SIZES[task.input["size"]]
     return GenerationRequest(
         task_id=task.id,

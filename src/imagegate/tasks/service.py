@@ -19,7 +19,7 @@ from imagegate.billing.plans import planned_price
 from imagegate.callbacks import service as callbacks
 from imagegate.catalog import CatalogModel
 from imagegate.db.models import Task
-from imagegate.db.sql import Tx
+from imagegate.db.sql import SessionTx, Tx
 from imagegate.errors import InvalidRequest, ModelNotFound, TaskNotFound
 from imagegate.jobs.queue import JobQueue
 from imagegate.keys.service import Principal
@@ -27,7 +27,7 @@ from imagegate.keys.spend import check_spend
 from imagegate.tasks import idempotency, store
 from imagegate.tasks.idempotency import IdempotencyKey
 from imagegate.tasks.schemas import CreateTaskRequest
-from imagegate.tasks.status import IN_FLIGHT, TaskStatus
+from imagegate.tasks.status import IN_FLIGHT, EndedTask, TaskStatus
 from imagegate.tasks.watch import announce
 
 T = TypeVar("T")
@@ -132,34 +132,21 @@ async def get_task(session: AsyncSession, account_id: str, task_id: str) -> Task
     return visible(task, task_id)
 
 
-async def start(session: AsyncSession, task_id: str, now: float) -> Task | None:
+async def start(tx: Tx, task_id: str, now: float) -> store.RunTask | None:
     """Move pending -> processing; returns the task while it is processing (also when a crashed
     run left it so), or None when it is already final."""
-    started = await session.execute(
-        update(Task)
-        .where(Task.id == task_id, Task.status == TaskStatus.PENDING)
-        .values(status=TaskStatus.PROCESSING, started_at=now)
-    )
-    if started.rowcount:  # type: ignore[attr-defined]
-        await announce(session, task_id)
-    task = await session.get(Task, task_id, populate_existing=True)
-    if task is None or task.status != TaskStatus.PROCESSING:
-        return None
-    return task
+    if await store.start(tx, task_id, now):
+        await announce(tx, task_id)
+    return await store.processing(tx, task_id)
 
 
 async def complete(
-    session: AsyncSession, task_id: str, image_keys: Sequence[str], now: float
-) -> Task | None:
+    tx: Tx, task_id: str, image_keys: Sequence[str], now: float
+) -> store.RunTask | None:
     """processing -> completed; None when the task was not processing (e.g. a duplicate run)."""
-    task: Task | None = await session.scalar(
-        update(Task)
-        .where(Task.id == task_id, Task.status == TaskStatus.PROCESSING)
-        .values(status=TaskStatus.COMPLETED, completed_at=now, output_urls=list(image_keys))
-        .returning(Task)
-    )
+    task = await store.complete(tx, task_id, list(image_keys), now)
     if task is not None:
-        await announce(session, task_id)
+        await announce(tx, task_id)
     return task
 
 
@@ -175,7 +162,7 @@ async def fail(
     )
     if task is not None:
         await billing.refund(session, task_id, now)
-        await announce(session, task_id)
+        await announce(SessionTx(session), task_id)
     return task
 
 
@@ -202,15 +189,13 @@ async def cancel(
             f"Task '{task.id}' is already {task.status}; only a pending or processing task"
             " can be cancelled."
         )
-    await plan_callback(session, queue, ended, callback_delays, now)
+    await plan_callback(SessionTx(session), queue, ended, callback_delays, now)
     return ended
 
 
 async def plan_callback(
-    session: AsyncSession, queue: JobQueue, ended: Task, delays: Sequence[float], now: float
+    tx: Tx, queue: JobQueue, ended: EndedTask, delays: Sequence[float], now: float
 ) -> None:
     """Plan the callback of a task that just ended, in the transaction that ended it."""
     if ended.callback_url:
-        await callbacks.schedule(
-            session, queue, ended.id, ended.callback_url, ended.status, delays, now
-        )
+        await callbacks.schedule(tx, queue, ended.id, ended.callback_url, ended.status, delays, now)

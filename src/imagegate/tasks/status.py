@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any, Protocol
 
 
 class TaskStatus(StrEnum):
@@ -14,3 +15,27 @@ class TaskStatus(StrEnum):
 
 IN_FLIGHT = (TaskStatus.PENDING, TaskStatus.PROCESSING)
 FINAL = (TaskStatus.COMPLETED, TaskStatus.FAILED)
+
+
+class EndedTask(Protocol):
+    """What the bookkeeping of a task's end reads (its callback, its metrics): a task row as the
+    ORM or a store returns it."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def input(self) -> dict[str, Any]: ...
+    @property
+    def callback_url(self) -> str | None: ...
+    @property
+    def price(self) -> int: ...
+    @property
+    def created_at(self) -> float: ...
+    @property
+    def completed_at(self) -> float | None: ...
+    @property
+    def error_code(self) -> str | None: ...

@@ -1,5 +1,6 @@
 """The SQL of tasks on the request path: adding a task, reading one for its caller, and the
-sums of a key's spend (spend limits count the price of a key's tasks that did not fail)."""
+sums of a key's spend (spend limits count the price of a key's tasks that did not fail); and of
+a task's run: starting it and completing it (tasks/jobs.py)."""
 
 from __future__ import annotations
 
@@ -58,6 +59,24 @@ _STATUSES = (
     + ")"
 )
 
+# A task's run (tasks/service.py's start and complete): what the run and its end's bookkeeping
+# read (tasks/status.py's EndedTask).
+_RUN_COLUMNS = "id, model, status, input, callback_url, price, created_at, completed_at, error_code"
+
+_START = (
+    f"UPDATE tasks SET status = '{TaskStatus.PROCESSING}', started_at = :now"
+    f" WHERE id = :id AND status = '{TaskStatus.PENDING}' RETURNING id"
+)
+
+_PROCESSING = (
+    f"SELECT {_RUN_COLUMNS} FROM tasks WHERE id = :id AND status = '{TaskStatus.PROCESSING}'"
+)
+
+_COMPLETE = (
+    f"UPDATE tasks SET status = '{TaskStatus.COMPLETED}', completed_at = :now, output_urls = :urls"
+    f" WHERE id = :id AND status = '{TaskStatus.PROCESSING}' RETURNING {_RUN_COLUMNS}"
+)
+
 _TASK_OF = (
     f"SELECT {_VIEW_COLUMNS} FROM tasks t WHERE t.id = :task_id AND t.account_id = :account_id"
 )
@@ -76,6 +95,46 @@ class TaskView:
     error_code: str | None
     error_message: str | None
     reported_model: str | None
+
+
+@dataclass(frozen=True)
+class RunTask:
+    """A task as its run sees it (an EndedTask once it has ended)."""
+
+    id: str
+    model: str
+    status: str
+    input: dict[str, Any]
+    callback_url: str | None
+    price: int
+    created_at: float
+    completed_at: float | None
+    error_code: str | None
+
+
+def _run_task(row: Row | None) -> RunTask | None:
+    if row is None:
+        return None
+    task_id, model, status, task_input, url, price, created_at, completed_at, code = row
+    return RunTask(
+        task_id, model, status, from_json(task_input), url, price, created_at, completed_at, code
+    )
+
+
+async def start(tx: Tx, task_id: str, now: float) -> bool:
+    """pending -> processing; False when the task was not pending."""
+    return await tx.one(_START, {"id": task_id, "now": now}) is not None
+
+
+async def processing(tx: Tx, task_id: str) -> RunTask | None:
+    """The task while it is processing, else None."""
+    return _run_task(await tx.one(_PROCESSING, {"id": task_id}))
+
+
+async def complete(tx: Tx, task_id: str, urls: list[str], now: float) -> RunTask | None:
+    """processing -> completed with its images; None when the task was not processing."""
+    params = {"id": task_id, "urls": to_json(urls), "now": now}
+    return _run_task(await tx.one(_COMPLETE, params))
 
 
 async def insert(tx: Tx, **task: Any) -> None:

@@ -23,12 +23,10 @@ from contextlib import asynccontextmanager
 from functools import partial
 
 import psycopg
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagegate.db.database import Database
 from imagegate.db.pg_hot import conninfo
-from imagegate.db.sql import after_commit
+from imagegate.db.sql import Tx
 from imagegate.tasks import store
 
 log = logging.getLogger(__name__)
@@ -41,14 +39,13 @@ _RECONNECT_SECONDS = 1.0
 _LOCAL: weakref.WeakSet[TaskWatch] = weakref.WeakSet()
 
 
-async def announce(session: AsyncSession, task_id: str) -> None:
-    """Tell every waiter of ``task_id`` that it changed, once ``session``'s transaction commits
-    (never when it rolls back)."""
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_notify(:channel, :id)"),
-                              {"channel": CHANNEL, "id": task_id})  # fmt: skip
+async def announce(tx: Tx, task_id: str) -> None:
+    """Tell every waiter of ``task_id`` that it changed, once ``tx`` commits (never when it
+    rolls back)."""
+    if tx.dialect == "postgresql":
+        await tx.run("SELECT pg_notify(:channel, :id)", {"channel": CHANNEL, "id": task_id})
     else:
-        after_commit(session, lambda: _announce_here(task_id))
+        tx.after_commit(lambda: _announce_here(task_id))
 
 
 def _announce_here(task_id: str) -> None:

@@ -5,6 +5,8 @@ SQLite answers an indexed statement in microseconds, far less than a hop to a th
 inline on a connection of their own (WAL: they never wait for the writer). Writes queue for the
 writer task: it takes the write lock once for everything queued, runs each operation in its own
 savepoint (a 402 or 429 rolls back only that operation), commits once, then answers each caller.
+Each operation sees its caller's context variables (the request id that a job it adds carries,
+the log lines' context), not the writer task's.
 
 Only ``BEGIN IMMEDIATE`` can wait long (another process, such as `imagegate admin` or a worker,
 holding the lock): it is tried inline without waiting, and waited for in a thread when busy. WAL
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import sqlite3
 import time
@@ -27,6 +30,7 @@ from imagegate.db.sql import NO_PARAMS, Params, Row, Tx
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Operation = Callable[[Tx], Awaitable[Any]]
+Queued = tuple[Operation, asyncio.Future[Any], contextvars.Context]
 BUSY_WAIT = 30.0  # seconds a writer waits for another process's write lock
 CHECKPOINT_EVERY = 500  # commits between WAL checkpoints
 
@@ -69,7 +73,7 @@ class SqliteHot:
         self._writer.execute("PRAGMA busy_timeout=0")  # never wait inline; see _begin
         self._writer.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints: _checkpoint
         self._writers = writers  # this process's other writers (SQLAlchemy sessions)
-        self._queue: list[tuple[Operation, asyncio.Future[Any]]] = []
+        self._queue: list[Queued] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._commits = 0
@@ -83,7 +87,7 @@ class SqliteHot:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="sqlite-writer")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.append((op, future))
+        self._queue.append((op, future, contextvars.copy_context()))
         self._wakeup.set()
         return await future
 
@@ -107,18 +111,18 @@ class SqliteHot:
                 async with self._writers:
                     await self._commit_group(group)
 
-    async def _commit_group(self, group: list[tuple[Operation, asyncio.Future[Any]]]) -> None:
+    async def _commit_group(self, group: list[Queued]) -> None:
         conn = self._writer
         outcomes: list[tuple[asyncio.Future[Any], BaseException | None, Any, SqliteTx]] = []
         try:
             await self._begin()
-            for op, future in group:
+            for op, future, context in group:
                 if future.cancelled():  # its caller went away before its turn: skip it
                     continue
                 tx = SqliteTx(conn)
                 conn.execute("SAVEPOINT op")
                 try:
-                    value = await op(tx)
+                    value = await _in_context(context, op, tx)
                 except Exception as exc:
                     conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
@@ -131,7 +135,7 @@ class SqliteHot:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             failure = exc if isinstance(exc, Exception) else RuntimeError("writer stopped")
-            for _, future in group:
+            for _, future, _ in group:
                 if not future.done():
                     future.set_exception(failure)
             if failure is not exc:
@@ -189,6 +193,16 @@ class SqliteHot:
             log.debug("WAL checkpoint skipped", exc_info=True)
         finally:
             conn.close()
+
+
+async def _in_context(context: contextvars.Context, op: Operation, tx: Tx) -> Any:
+    """``op(tx)`` with ``context``'s variables set in this task for its duration."""
+    tokens = [var.set(value) for var, value in context.items()]
+    try:
+        return await op(tx)
+    finally:
+        for token in reversed(tokens):
+            token.var.reset(token)
 
 
 async def in_thread_to_the_end(func: Callable[[], None]) -> None:

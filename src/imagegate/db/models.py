@@ -127,7 +127,11 @@ class LedgerEntry(Base):
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
     )
-    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
+    # Checked at commit on PostgreSQL (migration 0012): a create takes no lock of its own on
+    # the account's row for it.
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", deferrable=True, initially="DEFERRED")
+    )
     key_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     kind: Mapped[str] = mapped_column(String(16))  # top_up|adjustment|charge|refund
     amount: Mapped[int] = mapped_column(BigInteger)  # signed: charges are negative
@@ -147,7 +151,10 @@ class Task(Base):
         Index("ix_tasks_key_created", "key_id", "created_at"),  # spend windows
     )
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
+    # Checked at commit on PostgreSQL (migration 0012), like the ledger's.
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", deferrable=True, initially="DEFERRED")
+    )
     key_id: Mapped[str] = mapped_column(String(36))
     model: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))  # TaskStatus

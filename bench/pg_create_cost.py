@@ -1,0 +1,126 @@
+"""Where a create's write goes on PostgreSQL, outside HTTP: the charging transaction as
+tasks/service.py writes it (the task, its job through procrastinate's defer function, the charge
+with its ledger entry), built up part by part and run on the request path's connections
+(db/pg_hot.py). Per transaction: wall time, the server backend's CPU (read from /proc: the
+server must run on this machine) and this process's CPU.
+
+One connection, one after another: what each part costs. Then 10 connections at once on one
+account, as the throughput benchmark's 1-account row loads it.
+
+    .venv/bin/python bench/pg_create_cost.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import uvloop
+
+from imagegate.billing import store as ledger
+from imagegate.db.pg_hot import PgHot, conninfo
+from imagegate.db.sql import Tx
+from imagegate.jobs import store as jobs
+from imagegate.tasks import store as tasks
+from procs import backend, provision
+
+CREATES = 1_000
+Part = Callable[[Tx, str, str, str], Awaitable[object]]
+
+
+async def _task(tx: Tx, task_id: str, account: str, key: str) -> None:
+    now = time.time()
+    await tasks.insert(
+        tx, id=task_id, account_id=account, key_id=key, model="ideogram-v4",
+        input={"prompt": "bench", "size": "1:1", "rendering_speed": "TURBO"},
+        callback_url=None, price=16, created_at=now, reported_model="ideogram-v4",
+    )  # fmt: skip
+
+
+async def _job(tx: Tx, task_id: str, account: str, key: str) -> None:
+    now = time.time()
+    await jobs.insert(tx, "model:ideogram-v4", "run_task", {"task_id": task_id}, now, now,
+                      f"task:{task_id}")  # fmt: skip
+
+
+async def _charge(tx: Tx, task_id: str, account: str, key: str) -> object:
+    return await ledger.charge(tx, account, key, task_id, 16, time.time())
+
+
+STEPS: list[tuple[str, list[Part]]] = [
+    ("BEGIN + COMMIT alone", []),
+    ("+ the task", [_task]),
+    ("+ its job (procrastinate's defer)", [_task, _job]),
+    ("+ the charge and its ledger entry (the whole create)", [_task, _job, _charge]),
+]
+
+
+def _ticks(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total
+
+
+async def _run(hot: PgHot, parts: list[Part], account: str, key: str, workers: int) -> None:
+    async def one() -> None:
+        task_id = str(uuid.uuid4())
+
+        async def op(tx: Tx) -> None:
+            for part in parts:
+                await part(tx, task_id, account, key)
+
+        await hot.write(op)
+
+    async def worker() -> None:
+        for _ in range(CREATES // workers):
+            await one()
+
+    await asyncio.gather(*(worker() for _ in range(workers)))
+
+
+async def _measure(url: str, account: str, key: str) -> None:
+    tick = 1e6 / os.sysconf("SC_CLK_TCK")
+    print("| transaction | connections | per second | wall µs | server CPU µs | client CPU µs |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for workers, steps in ((1, STEPS), (10, STEPS[-1:])):
+        hot = PgHot(url, workers)
+        await _run(hot, [], account, key, workers)  # open the connections
+        rows = await hot.read(lambda tx: tx.all(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND backend_type = 'client backend'"
+        ))  # fmt: skip
+        pids = [row[0] for row in rows]
+        for name, parts in steps:
+            await _run(hot, parts, account, key, workers)  # warm: statements prepared
+            ticks, mine, started = _ticks(pids), resource.getrusage(0), time.perf_counter()
+            await _run(hot, parts, account, key, workers)
+            took = time.perf_counter() - started
+            after = resource.getrusage(0)
+            client = (after.ru_utime - mine.ru_utime + after.ru_stime - mine.ru_stime) * 1e6
+            server = (_ticks(pids) - ticks) * tick
+            print(f"| {name} | {workers} | {CREATES / took:,.0f} | {took / CREATES * 1e6:,.0f} |"
+                  f" {server / CREATES:,.0f} | {client / CREATES:,.0f} |")  # fmt: skip
+        await hot.close()
+
+
+if __name__ == "__main__":
+    with backend("postgres") as database:
+        provision(database.env(0))
+        url = conninfo(database.database_url)
+
+        async def main() -> None:
+            hot = PgHot(url, 1)
+            account, key = await hot.read(
+                lambda tx: tx.one("SELECT account_id, id FROM api_keys")
+            ) or ("", "")
+            await hot.close()
+            await _measure(url, account, key)
+
+        uvloop.run(main())

@@ -93,7 +93,10 @@ class PgTx:
 class PgHot:
     def __init__(self, url: str, size: int) -> None:
         self._conninfo = conninfo(url)
-        self._idle: asyncio.Queue[asyncpg.Connection | None] = asyncio.Queue()
+        # Last in, first out: the connection used last is used next, so a light load keeps
+        # reusing one or two warm connections (statements prepared) and opens another only when
+        # those are busy; first in, first out opened all of them, one per early request.
+        self._idle: asyncio.Queue[asyncpg.Connection | None] = asyncio.LifoQueue()
         for _ in range(size):
             self._idle.put_nowait(None)
         self._closing: set[asyncio.Task[None]] = set()

@@ -181,7 +181,7 @@ class PgHot:
 
 
 async def _close_quietly(conn: asyncpg.Connection) -> None:
-    with contextlib.suppress(asyncpg.PostgresError, *DROPPED):
-        await asyncio.wait_for(conn.close(), timeout=5)
+    with contextlib.suppress(asyncpg.PostgresError, TimeoutError, *DROPPED):
+        await asyncio.wait_for(conn.close(), timeout=5)  # then terminated below
     if not conn.is_closed():
         conn.terminate()

@@ -9,10 +9,12 @@ import json
 import math
 from typing import Any
 
+import psycopg
 import pytest
 
-from harness import Account, HeldProvider, Server, held_server, running_server, wait_for
+from harness import BACKEND, Account, HeldProvider, Server, held_server, running_server, wait_for
 from imagegate.config import Settings
+from imagegate.db.pg_hot import conninfo
 from imagegate.providers.base import GeneratedImage, GenerationRequest
 from imagegate.tasks import store
 from imagegate.tasks.watch import TaskWatch
@@ -117,6 +119,36 @@ async def test_a_long_poll_answers_within_100_ms_of_completion(settings: Setting
         assert response.status_code == 200, response.text
         assert response.json()["status"] == "completed"
         assert answered - completed_seen < 0.1
+
+
+@pytest.mark.skipif(BACKEND != "postgres", reason="the database's own NOTIFY (PostgreSQL)")
+async def test_a_status_changed_by_any_statement_answers_a_long_poll(settings: Settings) -> None:
+    """An operator's own UPDATE (no imagegate code runs) wakes the waiters too: the database
+    announces every change of a task's status (migration 0013)."""
+    held = HeldProvider()
+    async with held_server(settings, held) as server:
+        server.services.watch._sweep_seconds = 3600  # no safety sweep: only a notice wakes it
+        account = await server.account(credits=100)
+        task_id = await created(server, account)
+        await wait_for(lambda: _started(held))
+        loop = asyncio.get_running_loop()
+        polling = asyncio.ensure_future(
+            server.http.get(f"/v1/tasks/{task_id}?wait=30", headers=account.headers)
+        )
+        await wait_for(lambda: _waiting(server))
+        changed = loop.time()
+        async with await psycopg.AsyncConnection.connect(
+            conninfo(settings.resolved_database_url), autocommit=True
+        ) as conn:
+            await conn.execute(
+                "UPDATE tasks SET status = 'failed', error_code = 'internal_error',"
+                " error_message = 'Stopped by the operator' WHERE id = %s",
+                (task_id,),
+            )
+        response = await polling
+        assert response.json()["status"] == "failed"
+        assert response.json()["error"]["message"] == "Stopped by the operator"
+        assert loop.time() - changed < 10  # woken, not answered at the wait's end (30 s)
 
 
 async def test_a_long_poll_of_a_running_task_answers_with_its_state_after_the_wait(

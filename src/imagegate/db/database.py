@@ -48,10 +48,14 @@ class Database:
         """``op``'s statements as autocommit reads, each seeing the latest commit."""
         return await self.hot.read(op)
 
-    async def write(self, op: Callable[[Tx], Awaitable[T]]) -> T:
+    async def write(self, op: Callable[[Tx], Awaitable[T]], *, one_statement: bool = False) -> T:
         """``op``'s statements in one transaction (on SQLite, one savepoint of a group commit);
-        an exception from ``op`` rolls back everything it wrote."""
-        return await self.hot.write(op)
+        an exception from ``op`` rolls back everything it wrote.
+
+        ``one_statement``: on PostgreSQL ``op`` runs exactly one statement, atomic on its own,
+        so it is sent without BEGIN and COMMIT: one round trip instead of three (a second
+        statement raises before it runs)."""
+        return await self.hot.write(op, one_statement=one_statement)
 
     @property
     def hot(self) -> SqliteHot | PgHot:

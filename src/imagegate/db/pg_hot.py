@@ -62,29 +62,30 @@ def positional(sql: str) -> tuple[str, tuple[str, ...]]:
     return _NAME.sub(number, sql), tuple(names)
 
 
-def _bound(sql: str, params: Params) -> tuple[str, list[Any]]:
-    text, names = positional(sql)
-    return text, [params[name] for name in names]
-
-
 class PgTx:
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: asyncpg.Connection, statements: int | None = None) -> None:
         self._conn = conn
+        self._left = statements  # None: any number
         self.hooks: list[Callable[[], None]] = []
         self.dialect = "postgresql"
 
     async def one(self, sql: str, params: Params = NO_PARAMS) -> Row | None:
-        text, args = _bound(sql, params)
-        row = await self._conn.fetchrow(text, *args)
+        row = await self._conn.fetchrow(*self._bound(sql, params))
         return None if row is None else tuple(row)
 
     async def all(self, sql: str, params: Params = NO_PARAMS) -> list[Row]:
-        text, args = _bound(sql, params)
-        return [tuple(row) for row in await self._conn.fetch(text, *args)]
+        return [tuple(row) for row in await self._conn.fetch(*self._bound(sql, params))]
 
     async def run(self, sql: str, params: Params = NO_PARAMS) -> None:
-        text, args = _bound(sql, params)
-        await self._conn.execute(text, *args)
+        await self._conn.execute(*self._bound(sql, params))
+
+    def _bound(self, sql: str, params: Params) -> tuple[Any, ...]:
+        if self._left is not None:
+            if self._left == 0:
+                raise RuntimeError("a one-statement write ran a second statement: " + sql)
+            self._left -= 1
+        text, names = positional(sql)
+        return (text, *(params[name] for name in names))
 
     def after_commit(self, hook: Callable[[], None]) -> None:
         self.hooks.append(hook)
@@ -118,13 +119,17 @@ class PgHot:
                 self._checkin(conn)
         raise AssertionError("unreachable")
 
-    async def write(self, op: Callable[[Tx], Awaitable[T]]) -> T:
-        """Run ``op`` in one transaction."""
+    async def write(self, op: Callable[[Tx], Awaitable[T]], *, one_statement: bool = False) -> T:
+        """Run ``op`` in one transaction; ``one_statement``: its one statement on its own,
+        without BEGIN and COMMIT (Database.write)."""
         conn = await self._checkout()
-        tx = PgTx(conn)
+        tx = PgTx(conn, 1 if one_statement else None)
         try:
-            async with conn.transaction():
+            if one_statement:
                 result = await op(tx)
+            else:
+                async with conn.transaction():
+                    result = await op(tx)
         except DROPPED:  # this write fails; the next ones get fresh connections
             conn.terminate()
             self._drop_idle()

@@ -82,8 +82,9 @@ class SqliteHot:
     async def read(self, op: Callable[[Tx], Awaitable[T]]) -> T:
         return await op(SqliteTx(self._reader))
 
-    async def write(self, op: Callable[[Tx], Awaitable[T]]) -> T:
-        """Run ``op`` in the next group commit; its result once that commit is done."""
+    async def write(self, op: Callable[[Tx], Awaitable[T]], *, one_statement: bool = False) -> T:
+        """Run ``op`` in the next group commit; its result once that commit is done (SQLite
+        has no round trips to save: ``one_statement`` changes nothing here)."""
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="sqlite-writer")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()

@@ -51,7 +51,9 @@ class TaskRunner:
     async def run(self, args: dict[str, Any]) -> None:
         """Run one task. Safe to run twice: a final task is left alone."""
         task_id = args["task_id"]
-        task = await self.db.write(lambda tx: service.start(tx, task_id, self.clock.now()))
+        task = await self.db.write(
+            lambda tx: service.start(tx, task_id, self.clock.now()), one_statement=True
+        )
         if task is None:
             return
         try:

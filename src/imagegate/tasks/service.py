@@ -134,10 +134,12 @@ async def get_task(session: AsyncSession, account_id: str, task_id: str) -> Task
 
 async def start(tx: Tx, task_id: str, now: float) -> store.RunTask | None:
     """Move pending -> processing; returns the task while it is processing (also when a crashed
-    run left it so), or None when it is already final."""
-    if await store.start(tx, task_id, now):
-        await announce(tx, task_id)
-    return await store.processing(tx, task_id)
+    run left it so), or None when it is already final. One statement on PostgreSQL (see
+    Database.write's ``one_statement``)."""
+    task = await store.start(tx, task_id, now)
+    if task is not None:
+        announce(tx, task_id)  # a crashed run's task is announced again: waiters read it again
+    return task
 
 
 async def complete(
@@ -146,7 +148,7 @@ async def complete(
     """processing -> completed; None when the task was not processing (e.g. a duplicate run)."""
     task = await store.complete(tx, task_id, list(image_keys), now)
     if task is not None:
-        await announce(tx, task_id)
+        announce(tx, task_id)
     return task
 
 
@@ -162,7 +164,7 @@ async def fail(
     )
     if task is not None:
         await billing.refund(session, task_id, now)
-        await announce(SessionTx(session), task_id)
+        announce(SessionTx(session), task_id)
     return task
 
 

@@ -18,14 +18,15 @@ _INSERT = (
     f" '{TaskStatus.PENDING}', :input, :callback_url, :price, :created_at, :reported_model)"
 )
 
-_VIEW_COLUMNS = (
+# A task as the API shows it (TaskView), from the tasks table as ``t``.
+VIEW_COLUMNS = (
     "t.id, t.status, t.model, t.created_at, t.completed_at, t.output_urls, t.error_code,"
     " t.error_message, t.reported_model"
 )
 
 # The caller and the task in one round trip: the task only when it is the caller's account's.
 _CALLER_AND_TASK = caller_query(
-    ", " + _VIEW_COLUMNS,
+    ", " + VIEW_COLUMNS,
     " LEFT JOIN tasks t ON t.id = :task_id AND t.account_id = k.account_id",
 )
 
@@ -65,11 +66,19 @@ _RUN_COLUMNS = "id, model, status, input, callback_url, price, created_at, compl
 
 _START = (
     f"UPDATE tasks SET status = '{TaskStatus.PROCESSING}', started_at = :now"
-    f" WHERE id = :id AND status = '{TaskStatus.PENDING}' RETURNING id"
+    f" WHERE id = :id AND status = '{TaskStatus.PENDING}'"
 )
 
 _PROCESSING = (
     f"SELECT {_RUN_COLUMNS} FROM tasks WHERE id = :id AND status = '{TaskStatus.PROCESSING}'"
+)
+
+# PostgreSQL, in one statement: the task just started, or the one a crashed run left processing.
+# Both halves read the statement's snapshot, taken before the UPDATE: a task this statement
+# starts shows only in the first, one already processing only in the second.
+_START_OR_PROCESSING = (
+    f"WITH started AS ({_START} RETURNING {_RUN_COLUMNS})"
+    f" SELECT {_RUN_COLUMNS} FROM started UNION ALL {_PROCESSING}"
 )
 
 _COMPLETE = (
@@ -78,7 +87,7 @@ _COMPLETE = (
 )
 
 _TASK_OF = (
-    f"SELECT {_VIEW_COLUMNS} FROM tasks t WHERE t.id = :task_id AND t.account_id = :account_id"
+    f"SELECT {VIEW_COLUMNS} FROM tasks t WHERE t.id = :task_id AND t.account_id = :account_id"
 )
 
 
@@ -121,14 +130,14 @@ def _run_task(row: Row | None) -> RunTask | None:
     )
 
 
-async def start(tx: Tx, task_id: str, now: float) -> bool:
-    """pending -> processing; False when the task was not pending."""
-    return await tx.one(_START, {"id": task_id, "now": now}) is not None
-
-
-async def processing(tx: Tx, task_id: str) -> RunTask | None:
-    """The task while it is processing, else None."""
-    return _run_task(await tx.one(_PROCESSING, {"id": task_id}))
+async def start(tx: Tx, task_id: str, now: float) -> RunTask | None:
+    """pending -> processing; the task while it is processing (started now, or left so by a
+    run that crashed), else None (it is final). One statement on PostgreSQL."""
+    params = {"id": task_id, "now": now}
+    if tx.dialect == "postgresql":
+        return _run_task(await tx.one(_START_OR_PROCESSING, params))
+    await tx.run(_START, params)
+    return _run_task(await tx.one(_PROCESSING, params))
 
 
 async def complete(tx: Tx, task_id: str, urls: list[str], now: float) -> RunTask | None:
@@ -157,13 +166,13 @@ async def caller_and_task(tx: Tx, key_hash: str, task_id: str) -> Row | None:
 
 def view_of(row: Row) -> TaskView | None:
     """The task in a caller_and_task() row."""
-    return _view(row[CALLER_WIDTH:])
+    return view(row[CALLER_WIDTH:])
 
 
 async def task_of(tx: Tx, account_id: str, task_id: str) -> TaskView | None:
     """The task if it is ``account_id``'s."""
     row = await tx.one(_TASK_OF, {"task_id": task_id, "account_id": account_id})
-    return None if row is None else _view(row)
+    return None if row is None else view(row)
 
 
 async def statuses(tx: Tx, task_ids: list[str]) -> dict[str, str]:
@@ -172,7 +181,8 @@ async def statuses(tx: Tx, task_ids: list[str]) -> dict[str, str]:
     return {row[0]: row[1] for row in await tx.all(_STATUSES, params)}
 
 
-def _view(columns: Row) -> TaskView | None:
+def view(columns: Row) -> TaskView | None:
+    """The task in VIEW_COLUMNS' columns; None when they are NULL (an outer join found none)."""
     if columns[0] is None:
         return None
     task_id, status, model, created_at, completed_at, urls, code, message, reports = columns

@@ -1,9 +1,10 @@
 """Waiting for a task to change (long-poll, Prefer: wait, live status, a cancelled run), without
 a database query per waiter.
 
-The transaction that changes a task's status announces it (``announce``): on PostgreSQL by
-NOTIFY, which the database delivers at commit to every process that listens; on SQLite, where one
-process owns the database, by a call in this process after the commit. Each process keeps one
+Every change of a task's status is announced: on PostgreSQL by the database itself (a trigger,
+migration 0013, sends NOTIFY on CHANNEL, delivered at commit to every process that listens); on
+SQLite, where one process owns the database, by the transaction that changed it (``announce``),
+with a call in this process after the commit. Each process keeps one
 ``TaskWatch`` that wakes the waiters of the task announced; they read the task once each.
 
 A sweep every few seconds reads the status of every watched task in one query, so a notice that
@@ -31,7 +32,7 @@ from imagegate.tasks import store
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "imagegate_tasks"
+CHANNEL = "imagegate_tasks"  # the trigger of migration 0013 names it too
 SWEEP_SECONDS = 2.0
 _RECONNECT_SECONDS = 1.0
 
@@ -39,12 +40,10 @@ _RECONNECT_SECONDS = 1.0
 _LOCAL: weakref.WeakSet[TaskWatch] = weakref.WeakSet()
 
 
-async def announce(tx: Tx, task_id: str) -> None:
-    """Tell every waiter of ``task_id`` that it changed, once ``tx`` commits (never when it
-    rolls back)."""
-    if tx.dialect == "postgresql":
-        await tx.run("SELECT pg_notify(:channel, :id)", {"channel": CHANNEL, "id": task_id})
-    else:
+def announce(tx: Tx, task_id: str) -> None:
+    """Tell every waiter of ``task_id`` that its status changed, once ``tx`` commits (never when
+    it rolls back). On PostgreSQL the database's trigger has done so already."""
+    if tx.dialect != "postgresql":
         tx.after_commit(lambda: _announce_here(task_id))
 
 

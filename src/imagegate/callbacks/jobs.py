@@ -6,16 +6,14 @@ import logging
 from typing import Any
 
 import httpx
-from sqlalchemy import select
 
 from imagegate import __version__
-from imagegate.callbacks import service
+from imagegate.callbacks import service, store
 from imagegate.callbacks.delivery import post_callback
 from imagegate.callbacks.signing import event_id, signature_headers
 from imagegate.clock import Clock
 from imagegate.config import Settings
 from imagegate.db.database import Database
-from imagegate.db.models import Callback, CallbackAttempt, Task
 from imagegate.jobs.kinds import JobKind
 from imagegate.jobs.queue import JobQueue
 from imagegate.metrics import record
@@ -45,49 +43,41 @@ class CallbackDeliverer:
     async def run(self, args: dict[str, Any]) -> None:
         """Attempt number ``args["number"]`` for ``args["task_id"]``; a repeat run is a no-op."""
         task_id, number = args["task_id"], int(args["number"])
-        async with self.db.transaction() as session:
-            callback = await session.get(Callback, task_id)
-            task = await session.get(Task, task_id)
-            done = await session.scalar(
-                select(CallbackAttempt.id).where(
-                    CallbackAttempt.task_id == task_id, CallbackAttempt.number == number
-                )
-            )
-            if callback is None or task is None or callback.status != "pending" or done:
-                return
-            secret = await service.webhook_secret(session, task.account_id)
-        body = task_json(task, self.settings.resolved_public_url)
+        found = await self.db.read(lambda tx: store.due(tx, task_id, number))
+        if found is None or found.status != "pending" or found.attempted:
+            return
+        secret = found.secret or await self._first_secret(found.account_id)
+        body = task_json(found.task, self.settings.resolved_public_url)
         now = self.clock.now()
         result = await post_callback(
-            self.http, callback.url, body, self._headers(callback, secret, int(now), body),
+            self.http, found.url, body, self._headers(found, task_id, secret, int(now), body),
             time_limit=self.settings.callback_timeout,
         )  # fmt: skip
-        attempt = CallbackAttempt(
-            task_id=task_id,
-            number=number,
-            attempted_at=now,
-            status_code=result.status_code,
-            error=result.error,
+        attempt = store.Attempt(task_id, number, now, result.status_code, result.error)
+        delays = self.settings.callback_retry_delays
+        status = await self.db.write(
+            lambda tx: service.record_attempt(tx, self.queue, attempt, result.delivered, delays)
         )
-        async with self.db.transaction() as session:
-            moved = await service.record_attempt(
-                session, self.queue, attempt, result.delivered, self.settings.callback_retry_delays
-            )
-        outcome = "retry" if moved.status == "pending" else moved.status
+        outcome = "retry" if status == "pending" else status
         record.callback_attempt(outcome)
         log.info(
             "callback attempt %s for task %s: %s (%s)",
             number, task_id, outcome, result.status_code or result.error,
         )  # fmt: skip
 
+    async def _first_secret(self, account_id: str) -> str:
+        """The account's signing secret, made now: its first signed message."""
+        async with self.db.transaction() as session:
+            return await service.webhook_secret(session, account_id)
+
     def _headers(
-        self, callback: Callback, secret: str, timestamp: int, body: bytes
+        self, callback: store.Due, task_id: str, secret: str, timestamp: int, body: bytes
     ) -> dict[str, str]:
         return {
             "Content-Type": "application/json",
             "User-Agent": f"imagegate-callbacks/{__version__}",
             "X-Event": callback.event,
-            "X-Task-Id": callback.task_id,
+            "X-Task-Id": task_id,
             "X-Timestamp": str(timestamp),
-            **signature_headers(secret, event_id(callback.task_id), timestamp, body),
+            **signature_headers(secret, event_id(task_id), timestamp, body),
         }

@@ -40,31 +40,24 @@ async def schedule(
 
 
 async def record_attempt(
-    session: AsyncSession,
-    queue: JobQueue,
-    attempt: CallbackAttempt,
-    delivered: bool,
-    delays: Sequence[float],
-) -> Callback:
-    """Store ``attempt`` and move the callback on: delivered, retried later, or failed for good.
+    tx: Tx, queue: JobQueue, attempt: store.Attempt, delivered: bool, delays: Sequence[float]
+) -> str:
+    """Store ``attempt`` and move the callback on: delivered, retried later, or failed for good;
+    returns its new status.
 
     The unique (task_id, number) index makes a duplicate run of one attempt fail here, so the
     next attempt is never planned twice.
     """
-    callback = await session.get(Callback, attempt.task_id, with_for_update=True)
-    assert callback is not None
     retry = not delivered and attempt.number < len(delays)
-    attempt.next_attempt_at = attempt.attempted_at + delays[attempt.number] if retry else None
-    session.add(attempt)
-    await session.flush()
-    callback.status = "delivered" if delivered else ("pending" if retry else "failed")
-    callback.next_attempt_at = attempt.next_attempt_at
-    if retry:
+    next_at = attempt.attempted_at + delays[attempt.number] if retry else None
+    status = "delivered" if delivered else ("pending" if retry else "failed")
+    await store.record(tx, attempt, status, next_at)
+    if next_at is not None:
         await queue.defer(
-            session, DELIVER_CALLBACK, {"task_id": attempt.task_id, "number": attempt.number + 1},
-            queue=CALLBACKS_QUEUE, run_at=attempt.next_attempt_at,
+            tx, DELIVER_CALLBACK, {"task_id": attempt.task_id, "number": attempt.number + 1},
+            queue=CALLBACKS_QUEUE, run_at=next_at,
         )  # fmt: skip
-    return callback
+    return status
 
 
 async def give_up(session: AsyncSession, task_id: str) -> None:

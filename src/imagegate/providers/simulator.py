@@ -4,8 +4,9 @@ It draws a deterministic abstract picture seeded by the prompt (a two-colour gra
 few soft shapes), then typesets the prompt's quoted text (``"Daily Brew"`` or ``“Daily Brew”``)
 large and high-contrast in the centre, so tests and demos can check that text made it into the
 picture. A prompt without quoted text gets a small caption of its first few words instead.
-The same prompt, size and format always give identical bytes. No network access and no
-system font is needed: the text uses Pillow's bundled FreeType font.
+The same prompt, size and format always give identical bytes (the last few are kept, not
+drawn again). No network access and no system font is needed: the text uses Pillow's bundled
+FreeType font.
 
 Failure simulation: a prompt containing ``[simulate:upstream_error]`` makes ``generate`` raise
 ``ProviderError("Image generation failed")`` (code ``upstream_error``, not retryable) after the
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import colorsys
+import functools
 import hashlib
 import io
 import random
@@ -286,6 +288,13 @@ def _encode(image: Image.Image, output_format: str) -> bytes:
     return buffer.getvalue()
 
 
+# The pictures drawn last, by (prompt, width, height, format): a picture costs 20-70 ms of CPU,
+# and a load test, a demo or a test suite asks for the same few prompts again and again. An
+# upstream draws on machines of its own; drawn here, each repeat competed for the gateway's
+# cores (bench/e2e.py's tasks share one prompt). At most 32 pictures of at most ~0.2 MB.
+_rendered = functools.lru_cache(maxsize=32)(render_image)
+
+
 class SimulatorProvider:
     """A Provider that renders images locally, taking a configurable, speed-dependent time."""
 
@@ -303,7 +312,7 @@ class SimulatorProvider:
         # The picture is drawn during the delay, not after it: a generation takes D seconds in
         # all, as an upstream's would, and none of the gateway's measured overhead is drawing.
         rendering = asyncio.to_thread(
-            render_image, request.prompt, request.width, request.height, request.output_format
+            _rendered, request.prompt, request.width, request.height, request.output_format
         )
         data, _ = await asyncio.gather(rendering, asyncio.sleep(delay))
         return [GeneratedImage(data, request.output_format)]

@@ -7,12 +7,14 @@ import sys
 from typing import Any
 
 import pytest
+from procrastinate import sql
 from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from harness import BACKEND, Server, running_server, wait_for
 from imagegate.config import Settings
 from imagegate.db.models import Job, Task
+from imagegate.jobs import procrastinate_worker
 from imagegate.jobs.admin import JobInfo
 from imagegate.jobs.table_worker import HOST
 from imagegate.providers.base import GeneratedImage, GenerationRequest
@@ -174,6 +176,49 @@ async def test_a_freed_slot_wakes_the_worker_without_waiting_for_a_poll(
         for response in created:
             task_id = response.json()["data"]["taskId"]
             assert (await server.wait_final(account, task_id, within=15))["status"] == "completed"
+
+
+@pytest.mark.skipif(BACKEND != "postgres", reason="procrastinate's worker (PostgreSQL)")
+async def test_a_job_deferred_while_a_fetch_runs_starts_without_waiting_for_a_poll(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second task is created while the worker's fetch, which found nothing, is on its way
+    back: too late for that fetch, its notice arrives before the fetch ends. With a poll every
+    60 s it can only start in time if the worker looks again."""
+    slow_polls = settings.model_copy(update={"worker_poll_interval": 60})
+    # Nor does the stall recovery's periodic job, deferred every 5 s, wake the task pool.
+    monkeypatch.setattr(procrastinate_worker, "RECOVER_EVERY", "0 0 1 1 *")
+    async with running_server(slow_polls) as server:
+        account = await server.account()
+        assert server.services.procrastinate is not None
+        manager = server.services.procrastinate.app.job_manager
+        connector = manager.connector
+        fetch = sql.queries["fetch_job"]
+        original = connector.execute_query_one_async
+        second: list[str] = []
+
+        async def racing(query: str, **arguments: Any) -> Any:
+            row = await original(query, **arguments)
+            tasks_pool = query == fetch and "tasks" in arguments["queues"]
+            if tasks_pool and row["id"] is None and not second:  # meanwhile, a task is created
+                notices = sum(manager._notices.values())  # type: ignore[attr-defined]
+                second.append((await server.create(account)).json()["data"]["taskId"])
+                await wait_for(lambda: _more(manager, notices))  # its notice has come
+            return row
+
+        monkeypatch.setattr(connector, "execute_query_one_async", racing)
+        first = (await server.create(account)).json()["data"]["taskId"]
+        assert (await server.wait_final(account, first, within=15))["status"] == "completed"
+        await wait_for(lambda: _listed(second))
+        assert (await server.wait_final(account, second[0], within=15))["status"] == "completed"
+
+
+async def _more(manager: Any, notices: int) -> bool:
+    return bool(sum(manager._notices.values()) > notices)
+
+
+async def _listed(items: list[str]) -> bool:
+    return bool(items)
 
 
 @pytest.mark.skipif(BACKEND != "sqlite", reason="embedded mode's table queue")

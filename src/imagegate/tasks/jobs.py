@@ -80,7 +80,7 @@ class TaskRunner:
     async def _generate_unless_ended(self, task: RunTask) -> Generated | None:
         """The provider's images; or None when the task ended meanwhile (it was cancelled):
         the provider's call is then cancelled, which stops its work where it can."""
-        model = await self._model(task.model)
+        model = await self._model(task)
         async with self.watch.watching(task.id) as changes:
             generating = asyncio.ensure_future(self.providers.generate(model, _request(task)))
             try:
@@ -97,11 +97,15 @@ class TaskRunner:
             finally:
                 generating.cancel()
 
-    async def _model(self, name: str) -> CatalogModel:
-        """The task's model as the catalogue has it now (its route may have changed since the
-        task was created; a deactivated model's accepted tasks still run)."""
-        found = (await self.catalog.fresh()).get(name)
-        return found or CatalogModel(name=name, title=name, prices={}, reports=name)
+    async def _model(self, task: RunTask) -> CatalogModel:
+        """The task's model as the catalogue had it when the run started (its route may have
+        changed since the task was created; a deactivated model's accepted tasks still run)."""
+        version = task.catalog_version
+        models = await (self.catalog.fresh() if version is None else self.catalog.at(version))
+        found = models.get(task.model)
+        return found or CatalogModel(
+            name=task.model, title=task.model, prices={}, reports=task.model
+        )
 
     async def _ended(self, task_id: str) -> bool:
         found = await self.db.read(lambda tx: tasks_store.statuses(tx, [task_id]))

@@ -69,8 +69,10 @@ _START = (
     f" WHERE id = :id AND status = '{TaskStatus.PENDING}'"
 )
 
+# ... and the catalogue's version, so the run finds its model without a read of its own.
 _PROCESSING = (
-    f"SELECT {_RUN_COLUMNS} FROM tasks WHERE id = :id AND status = '{TaskStatus.PROCESSING}'"
+    f"SELECT {_RUN_COLUMNS}, {VERSION_COLUMN} FROM tasks"
+    f" WHERE id = :id AND status = '{TaskStatus.PROCESSING}'"
 )
 
 # PostgreSQL, in one statement: the task just started, or the one a crashed run left processing.
@@ -78,7 +80,7 @@ _PROCESSING = (
 # starts shows only in the first, one already processing only in the second.
 _START_OR_PROCESSING = (
     f"WITH started AS ({_START} RETURNING {_RUN_COLUMNS})"
-    f" SELECT {_RUN_COLUMNS} FROM started UNION ALL {_PROCESSING}"
+    f" SELECT {_RUN_COLUMNS}, {VERSION_COLUMN} FROM started UNION ALL {_PROCESSING}"
 )
 
 _COMPLETE = (
@@ -119,15 +121,17 @@ class RunTask:
     created_at: float
     completed_at: float | None
     error_code: str | None
+    catalog_version: int | None = None  # as the run started (catalog/cache.py)
 
 
 def _run_task(row: Row | None) -> RunTask | None:
     if row is None:
         return None
-    task_id, model, status, task_input, url, price, created_at, completed_at, code = row
+    task_id, model, status, task_input, url, price, created_at, completed_at, code, *version = row
     return RunTask(
-        task_id, model, status, from_json(task_input), url, price, created_at, completed_at, code
-    )
+        task_id, model, status, from_json(task_input), url, price, created_at, completed_at, code,
+        *version,
+    )  # fmt: skip
 
 
 async def start(tx: Tx, task_id: str, now: float) -> RunTask | None:

@@ -12,14 +12,16 @@ The jobs run in `imagegate serve`'s in-process worker, or (scale-out) in a separ
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import statistics
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
 
 import httpx
+import psycopg
 
-from procs import TITLES, backend, free_port, imagegate, provision, spawned, wait_http
+from procs import TITLES, Backend, backend, free_port, imagegate, provision, spawned, wait_http
 
 DELAY = 0.5  # D, seconds
 TASKS = 150
@@ -39,7 +41,7 @@ class Receiver:
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await reader.readuntil(b"\r\n\r\n")
-            at = time.monotonic()
+            at = time.time()
             headers = dict(
                 line.decode().lower().split(": ", 1) for line in head.split(b"\r\n")[1:] if line
             )
@@ -56,16 +58,48 @@ def _pct(values: list[float], q: int) -> float:
 
 
 async def _one(http: httpx.AsyncClient, body: dict[str, object]) -> tuple[str, float, float]:
-    sent = time.monotonic()
+    """The task's id, when its create was sent and when it was first seen completed (wall clock:
+    the server stamps its rows with the same clock, see _phases)."""
+    sent = time.time()
     response = await http.post("/v1/images/generations", json=body)
     response.raise_for_status()
     task_id = response.json()["data"]["taskId"]
     while True:
         status = (await http.get(f"/v1/tasks/{task_id}")).json()["status"]
         if status == "completed":
-            return task_id, sent, time.monotonic()
+            return task_id, sent, time.time()
         assert status != "failed"
         await asyncio.sleep(POLL)
+
+
+_STAMPS = "SELECT id, created_at, started_at, completed_at FROM tasks"
+
+
+def _phases(b: Backend, results: list[tuple[str, float, float]], arrived: dict[str, float]) -> None:
+    """Where the overhead goes, from the server's stamps on each task row (same machine, same
+    wall clock): p50, p99 and max in ms of each step, printed after the rows."""
+    if b.name == "sqlite":
+        with sqlite3.connect(b.data_dir / "imagegate.db") as conn:
+            rows = conn.execute(_STAMPS).fetchall()
+    else:
+        with psycopg.connect(b.database_url.replace("+psycopg", "")) as pg:
+            rows = pg.execute(_STAMPS).fetchall()
+    stamps = {row[0]: row[1:] for row in rows}
+    steps: dict[str, list[float]] = {}
+    for task_id, sent, done in results:
+        created, started, completed = stamps[task_id]
+        for step, seconds in (
+            ("create answered (client → server's stamp)", created - sent),
+            ("pickup (created → run started)", started - created),
+            ("run over D (provider, images stored)", completed - started - DELAY),
+            ("seen (completed → client sees it)", done - completed),
+            ("callback (completed → received)", arrived.get(task_id, float("nan")) - completed),
+        ):
+            steps.setdefault(step, []).append(seconds)
+    print(f"  phases, {b.title}:", flush=True)
+    for step, values in steps.items():
+        print(f"    {step}: p50 {_pct(values, 50):.1f} ms, p99 {_pct(values, 99):.1f} ms,"
+              f" max {max(values) * 1000:.1f} ms")  # fmt: skip
 
 
 def _servers(stack: ExitStack, env: dict[str, str], separate_worker: bool) -> None:
@@ -113,6 +147,7 @@ async def measure_e2e(
         deadline = time.monotonic() + 30
         while len(expected & receiver.arrived.keys()) < tasks and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
+        _phases(b, results, receiver.arrived)
     server.close()
     visible = [done - sent - DELAY for _, sent, done in results]
     called = [receiver.arrived[t] - sent - DELAY for t, sent, _ in results if t in receiver.arrived]

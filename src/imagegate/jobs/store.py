@@ -1,5 +1,5 @@
 """The SQL of adding a job, inside the caller's transaction, for each engine; and the table
-worker's claim and finish (SQLite).
+worker's claim and bookkeeping (SQLite).
 
 SQLite: a row in our ``jobs`` table (jobs/table_worker.py runs it). PostgreSQL: procrastinate's
 versioned defer function, so the job commits or rolls back with the caller's rows; its trigger
@@ -54,17 +54,52 @@ _CLAIM = (
     " ORDER BY run_at, id LIMIT :limit) RETURNING id, kind, args, attempts, run_at"
 )
 
+# The table worker's bookkeeping. A list of ids or owners travels as one JSON parameter.
+_IN_LIST = "(SELECT value FROM json_each(:list))"
+_BEAT = f"UPDATE jobs SET heartbeat_at = :now WHERE worker_id = :worker AND id IN {_IN_LIST}"
+# Stalled: doing, with an old heartbeat, and not running in the worker that looks (a dead
+# worker's job, or the looking worker's own when its bookkeeping failed).
+_RECOVER = (
+    f"UPDATE jobs SET status = '{JobStatus.TODO}', worker_id = NULL"
+    f" WHERE status = '{JobStatus.DOING}' AND id NOT IN {_IN_LIST}"
+    " AND heartbeat_at < :before{mine} RETURNING id"
+)
+_OWNERS = (
+    f"SELECT DISTINCT worker_id FROM jobs WHERE status = '{JobStatus.DOING}'"
+    " AND worker_id LIKE :owners{mine}"
+)
+_TAKE_BACK = (
+    f"UPDATE jobs SET status = '{JobStatus.TODO}', worker_id = NULL"
+    f" WHERE status = '{JobStatus.DOING}' AND worker_id IN {_IN_LIST} RETURNING id"
+)
+# Handed back by a stopping worker: not counted as an attempt.
+_RELEASE = (
+    f"UPDATE jobs SET status = '{JobStatus.TODO}', worker_id = NULL, attempts = attempts - 1"
+    f" WHERE worker_id = :worker AND status = '{JobStatus.DOING}' AND id IN {_IN_LIST}"
+)
+_SETTLE = (
+    "UPDATE jobs SET status = :status, run_at = COALESCE(:run_at, run_at), last_error = :error,"
+    " finished_at = :finished_at, attempts = attempts - :undone, worker_id = NULL"
+    " WHERE id = :id AND worker_id = :worker"
+)
 _DELETE_OWN = "DELETE FROM jobs WHERE id = :id AND worker_id = :worker"
 
 
 @cache
-def _claim_statement(queues: tuple[str, ...] | None, excluded: tuple[str, ...]) -> str:
+def _mine(statement: str, queues: tuple[str, ...] | None, excluded: tuple[str, ...]) -> str:
+    """``statement`` limited to the jobs of ``queues`` (None: all) but not of ``excluded``."""
     mine = ""
     if queues is not None:
         mine += " AND queue IN (" + ", ".join(f":q{n}" for n in range(len(queues))) + ")"
     if excluded:
         mine += " AND queue NOT IN (" + ", ".join(f":x{n}" for n in range(len(excluded))) + ")"
-    return _CLAIM.format(mine=mine)
+    return statement.format(mine=mine)
+
+
+def _queue_params(queues: tuple[str, ...] | None, excluded: tuple[str, ...]) -> dict[str, str]:
+    return {f"q{n}": name for n, name in enumerate(queues or ())} | {
+        f"x{n}": name for n, name in enumerate(excluded)
+    }
 
 
 async def claim(
@@ -78,9 +113,7 @@ async def claim(
     """Up to ``limit`` due jobs of ``queues`` (None: all) but not of ``excluded``, now
     ``worker``'s: (id, kind, args, attempt number), oldest due first."""
     params: dict[str, Any] = {"worker": worker, "now": now, "limit": limit}
-    params |= {f"q{n}": name for n, name in enumerate(queues or ())}
-    params |= {f"x{n}": name for n, name in enumerate(excluded)}
-    rows = await tx.all(_claim_statement(queues, excluded), params)
+    rows = await tx.all(_mine(_CLAIM, queues, excluded), params | _queue_params(queues, excluded))
     rows.sort(key=lambda row: (row[4], row[0]))
     return [(job_id, kind, from_json(args), tries) for job_id, kind, args, tries, _ in rows]
 
@@ -88,3 +121,60 @@ async def claim(
 async def delete_own(tx: Tx, job_id: int, worker: str) -> None:
     """A finished job goes, unless another worker has taken it back meanwhile."""
     await tx.run(_DELETE_OWN, {"id": job_id, "worker": worker})
+
+
+async def settle(
+    tx: Tx,
+    job_id: int,
+    worker: str,
+    status: str,
+    error: str,
+    *,
+    run_at: float | None = None,
+    finished_at: float | None = None,
+    undone: bool = False,
+) -> None:
+    """An attempt's end other than success: the job is ``status`` (todo again from ``run_at``,
+    or failed at ``finished_at``), with ``error``; ``undone``: the attempt does not count.
+    Nothing changes when another worker has taken the job back meanwhile."""
+    await tx.run(
+        _SETTLE,
+        {"id": job_id, "worker": worker, "status": status, "error": error, "run_at": run_at,
+         "finished_at": finished_at, "undone": int(undone)},
+    )  # fmt: skip
+
+
+async def heartbeat(tx: Tx, worker: str, job_ids: list[int], now: float) -> None:
+    """``worker``'s jobs ``job_ids`` are alive at ``now``."""
+    await tx.run(_BEAT, {"worker": worker, "list": to_json(job_ids), "now": now})
+
+
+async def recover_stalled(
+    tx: Tx,
+    running: list[int],
+    before: float,
+    queues: tuple[str, ...] | None,
+    excluded: tuple[str, ...],
+) -> int:
+    """Jobs of the queues whose heartbeat is older than ``before`` and that are not among
+    ``running``: todo again. Returns how many."""
+    params = {"list": to_json(running), "before": before} | _queue_params(queues, excluded)
+    return len(await tx.all(_mine(_RECOVER, queues, excluded), params))
+
+
+async def owners(
+    tx: Tx, prefix: str, queues: tuple[str, ...] | None, excluded: tuple[str, ...]
+) -> list[str]:
+    """The workers whose ids start with ``prefix`` that hold jobs of the queues."""
+    params = {"owners": prefix + "%"} | _queue_params(queues, excluded)
+    return [row[0] for row in await tx.all(_mine(_OWNERS, queues, excluded), params)]
+
+
+async def take_back(tx: Tx, owners: list[str]) -> int:
+    """The jobs that ``owners`` hold: todo again. Returns how many."""
+    return len(await tx.all(_TAKE_BACK, {"list": to_json(owners)}))
+
+
+async def release(tx: Tx, worker: str, job_ids: list[int]) -> None:
+    """``worker``'s jobs ``job_ids`` go back, their attempts not counted."""
+    await tx.run(_RELEASE, {"worker": worker, "list": to_json(job_ids)})

@@ -20,13 +20,11 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
-
-from sqlalchemy import ColumnElement, select, update
+from typing import Any, NotRequired, TypedDict
 
 from imagegate.clock import Clock
 from imagegate.db.database import Database
-from imagegate.db.models import Job
+from imagegate.db.sql import Tx
 from imagegate.jobs import admin, store
 from imagegate.jobs.kinds import Done, GaveUp, JobKind, Outcome, Retry, RetryPolicy, attempt
 from imagegate.jobs.queue import JobQueue
@@ -35,6 +33,16 @@ from imagegate.jobs.status import JobStatus
 log = logging.getLogger(__name__)
 HOST = socket.gethostname()[:30]
 RETENTION_EVERY = 3600.0  # seconds between deletions of old failed and cancelled jobs
+
+
+class Settle(TypedDict):
+    """An attempt's end other than success, as jobs/store.py's settle() takes it."""
+
+    status: str
+    error: str
+    run_at: NotRequired[float]
+    finished_at: NotRequired[float]
+    undone: NotRequired[bool]
 
 
 @dataclass(frozen=True)
@@ -130,66 +138,45 @@ class Worker:
             # A kind this (older?) worker does not know: hand it back for one that does.
             error = f"no handler for job kind {kind!r}"
             log.warning("job %s: %s; handed back", job_id, error)
-            values: dict[str, Any] = {
-                "status": JobStatus.TODO,
-                "run_at": self.clock.now() + 60.0,
-                "attempts": Job.attempts - 1,
-                "last_error": error,
-            }
-        else:
-            values = self._record(
-                await attempt(self.kinds, kind, args, number, self.config.policy, job_id)
-            )
-        await self._guarded(self._update_own, job_id, values)
+            run_at = self.clock.now() + 60.0
+            ended: Settle = {"status": JobStatus.TODO, "error": error, "run_at": run_at}
+            await self._guarded(self._settle, job_id, ended | {"undone": True})
+            return
+        outcome = await attempt(self.kinds, kind, args, number, self.config.policy, job_id)
+        await self._guarded(self._settle, job_id, self._record(outcome))
 
-    def _record(self, outcome: Outcome) -> dict[str, Any]:
-        """The job row's new values after an attempt (a finished job is deleted)."""
+    def _record(self, outcome: Outcome) -> Settle | None:
+        """How the job's row ends an attempt (None: it succeeded, and the row goes)."""
         if isinstance(outcome, Retry):
             run_at = self.clock.now() + outcome.delay
-            return {"status": JobStatus.TODO, "run_at": run_at, "last_error": outcome.error}
+            return {"status": JobStatus.TODO, "error": outcome.error, "run_at": run_at}
         if isinstance(outcome, GaveUp):
             now = self.clock.now()
-            return {"status": JobStatus.FAILED, "last_error": outcome.error, "finished_at": now}
+            return {"status": JobStatus.FAILED, "error": outcome.error, "finished_at": now}
         assert isinstance(outcome, Done)
-        return {}
+        return None
 
-    async def _update_own(self, job_id: int, values: dict[str, Any]) -> None:
-        if not values:  # done: the common case, on the request path's writer
+    async def _settle(self, job_id: int, ended: Settle | None) -> None:
+        if ended is None:
             await self.db.write(lambda tx: store.delete_own(tx, job_id, self.id))
-            return
-        async with self.db.transaction() as session:
-            await session.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.worker_id == self.id)
-                .values(worker_id=None, **values)
-            )
+        else:
+            await self.db.write(lambda tx: store.settle(tx, job_id, self.id, **ended))
 
     async def _take_back_from_dead_processes(self) -> None:
         """Jobs left ``doing`` by processes of this host that are gone: todo again, at once."""
-        async with self.db.transaction() as session:
-            owners = await session.scalars(
-                select(Job.worker_id)
-                .where(
-                    Job.status == JobStatus.DOING, Job.worker_id.like(f"{HOST}:%"), *self._mine()
-                )
-                .distinct()
-            )
-            dead = [owner for owner in owners if owner is not None and not _alive(owner)]
-            if dead:
-                taken = await session.execute(
-                    update(Job)
-                    .where(Job.status == JobStatus.DOING, Job.worker_id.in_(dead))
-                    .values(status=JobStatus.TODO, worker_id=None)
-                )
-                log.warning("took back %s job(s) of stopped processes", taken.rowcount)  # type: ignore[attr-defined]
+        queues, excluded = self.config.queues, self.config.exclude_queues
+
+        async def take_back(tx: Tx) -> int:
+            held = await store.owners(tx, f"{HOST}:", queues, excluded)
+            dead = [owner for owner in held if not _alive(owner)]
+            return await store.take_back(tx, dead) if dead else 0
+
+        taken = await self.db.write(take_back)
+        if taken:
+            log.warning("took back %s job(s) of stopped processes", taken)
 
     async def _release(self, job_ids: list[int]) -> None:
-        async with self.db.transaction() as session:
-            await session.execute(
-                update(Job)
-                .where(Job.id.in_(job_ids), Job.worker_id == self.id, Job.status == JobStatus.DOING)
-                .values(status=JobStatus.TODO, worker_id=None, attempts=Job.attempts - 1)
-            )
+        await self.db.write(lambda tx: store.release(tx, self.id, job_ids))
 
     async def _maintenance_loop(self) -> None:
         interval = self.config.stall_seconds / 4
@@ -208,37 +195,21 @@ class Worker:
             )
 
     async def _heartbeat_and_recover(self) -> None:
-        async with self.db.transaction() as session:
-            if self._running:
-                await session.execute(
-                    update(Job)
-                    .where(Job.id.in_(list(self._running)), Job.worker_id == self.id)
-                    .values(heartbeat_at=self.clock.now())
-                )
-            # A job is stalled when its heartbeat is old and it is not running here: a dead
-            # worker's, or ours when its bookkeeping failed (the database refused, say). The set
-            # of running jobs is read now, with the lock held, so a job claimed meanwhile counts.
-            stalled = [
-                Job.status == JobStatus.DOING,
-                Job.id.not_in(list(self._running)),
-                Job.heartbeat_at < self.clock.now() - self.config.stall_seconds,
-                *self._mine(),
-            ]
-            recovered = await session.execute(
-                update(Job).where(*stalled).values(status=JobStatus.TODO, worker_id=None)
-            )
-        if recovered.rowcount:  # type: ignore[attr-defined]
-            log.warning("recovered %s stalled job(s)", recovered.rowcount)  # type: ignore[attr-defined]
-            self.queue.wake()
+        queues, excluded = self.config.queues, self.config.exclude_queues
 
-    def _mine(self) -> list[ColumnElement[bool]]:
-        """Conditions for the jobs of this worker's queues."""
-        conditions: list[ColumnElement[bool]] = []
-        if self.config.queues is not None:
-            conditions.append(Job.queue.in_(self.config.queues))
-        if self.config.exclude_queues:
-            conditions.append(Job.queue.not_in(self.config.exclude_queues))
-        return conditions
+        async def beat_and_recover(tx: Tx) -> int:
+            # The set of running jobs and the time are read here, in the write, once this
+            # process holds the lock: a job claimed meanwhile counts as running.
+            running, now = list(self._running), self.clock.now()
+            if running:
+                await store.heartbeat(tx, self.id, running, now)
+            before = now - self.config.stall_seconds
+            return await store.recover_stalled(tx, running, before, queues, excluded)
+
+        recovered = await self.db.write(beat_and_recover)
+        if recovered:
+            log.warning("recovered %s stalled job(s)", recovered)
+            self.queue.wake()
 
     async def _guarded(self, func: Callable[..., Awaitable[Any]], *args: Any) -> Any:
         """Run a bookkeeping step; a database hiccup is logged and retried on the next round."""

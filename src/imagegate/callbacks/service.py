@@ -6,6 +6,7 @@ Services take a session and never commit.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,11 +33,25 @@ async def schedule(
 ) -> None:
     """Plan the first attempt to tell ``url`` that the task ended with ``status``."""
     first = now + delays[0]
-    await store.insert(tx, task_id, url, f"task.{status}", first, now)
+    await store.insert(tx, task_id, url, f"{store.EVENT_PREFIX}{status}", first, now)
     await queue.defer(
         tx, DELIVER_CALLBACK, {"task_id": task_id, "number": 1},
         queue=CALLBACKS_QUEUE, run_at=first,
     )  # fmt: skip
+
+
+def planning(
+    tx: Tx, queue: JobQueue, source: str, task_id: str, delays: Sequence[float], now: float
+) -> tuple[str, str, dict[str, Any]]:
+    """PostgreSQL: schedule() as part of the statement that ends ``task_id``, which ``source``
+    (a WITH query: id, callback_url, status) returns when it did: a WITH query, a column for
+    the statement's result (it defers the delivery job) and their parameters."""
+    first = now + delays[0]
+    args = {"task_id": task_id, "number": 1}
+    job, params = queue.deferring(
+        tx, "planned", DELIVER_CALLBACK, args, queue=CALLBACKS_QUEUE, run_at=first
+    )
+    return f"planned AS ({store.inserting(source)})", job, params | {"first": first, "now": now}
 
 
 async def record_attempt(

@@ -8,10 +8,21 @@ from dataclasses import dataclass
 from imagegate.db.sql import Tx
 from imagegate.tasks.store import VIEW_COLUMNS, TaskView, view
 
+_COLUMNS = "task_id, url, event, status, next_attempt_at, created_at"
 _INSERT = (
-    "INSERT INTO callbacks (task_id, url, event, status, next_attempt_at, created_at)"
-    " VALUES (:task_id, :url, :event, 'pending', :first, :now)"
+    f"INSERT INTO callbacks ({_COLUMNS}) VALUES (:task_id, :url, :event, 'pending', :first, :now)"
 )
+EVENT_PREFIX = "task."  # a callback's event: task.completed or task.failed
+
+
+def inserting(source: str) -> str:
+    """PostgreSQL: insert() as a WITH query of a bigger statement: a pending callback for the
+    task that ``source`` (id, callback_url, status) holds, when it has a callback_url."""
+    return (
+        f"INSERT INTO callbacks ({_COLUMNS}) SELECT id, callback_url, '{EVENT_PREFIX}' || status,"
+        f" 'pending', :first, :now FROM {source} WHERE callback_url IS NOT NULL RETURNING task_id"
+    )
+
 
 # What a delivery needs, in one statement: the callback, whether this attempt was made already
 # (a repeated job), the account's signing secret and the task as the API shows it.

@@ -21,11 +21,12 @@ _INSERT = (
 
 # lock: one job of a lock runs at a time; queueing_lock (the same): one waits at a time.
 # A NULL delay leaves scheduled_at NULL: due now (and no 'scheduled' event row is written).
-_DEFER = (
-    "SELECT procrastinate_defer_jobs_v1(ARRAY[CAST(ROW(:queue, :kind, 0, :lock, :lock,"
+_DEFER_CALL = (
+    "procrastinate_defer_jobs_v1(ARRAY[CAST(ROW(:queue, :kind, 0, :lock, :lock,"
     " CAST(:args AS jsonb), now() + make_interval(secs => :delay))"
     " AS procrastinate_job_to_defer_v1)])"
 )
+_DEFER = f"SELECT {_DEFER_CALL}"
 
 
 async def insert(
@@ -39,10 +40,22 @@ async def insert(
 ) -> None:
     params = {"queue": queue, "kind": kind, "args": to_json(args)}
     if tx.dialect == "postgresql":
-        delay = run_at - now if run_at > now else None
-        await tx.run(_DEFER, {**params, "lock": lock, "delay": delay})
+        await tx.run(_DEFER, params | _when(run_at, now, lock))
     else:
         await tx.run(_INSERT, {**params, "run_at": run_at, "created_at": now})
+
+
+def deferring(
+    source: str, queue: str, kind: str, args: dict[str, Any], run_at: float, now: float
+) -> tuple[str, dict[str, Any]]:
+    """PostgreSQL: insert()'s job as part of a bigger statement: a scalar subquery that defers
+    it once when ``source`` (a WITH query of that statement) has a row; and its parameters."""
+    params = {"queue": queue, "kind": kind, "args": to_json(args)} | _when(run_at, now, None)
+    return f"(SELECT {_DEFER_CALL} FROM {source})", params
+
+
+def _when(run_at: float, now: float, lock: str | None) -> dict[str, Any]:
+    return {"lock": lock, "delay": run_at - now if run_at > now else None}
 
 
 # The table worker's claim (SQLite; its writer is alone, so no row locks are needed): the due

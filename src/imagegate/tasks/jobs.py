@@ -68,11 +68,10 @@ class TaskRunner:
         keys = [await self.store.save(image, self.clock.now()) for image in generated.images]
 
         async def complete(tx: Tx) -> RunTask | None:
-            ended = await service.complete(tx, task_id, keys, self.clock.now())
-            await self._notify(tx, ended)
-            return ended
+            now = self.clock.now()
+            return await service.complete(tx, self.queue, task_id, keys, now, self.callback_delays)
 
-        ended = await self.db.write(complete)
+        ended = await self.db.write(complete, one_statement=True)
         if ended is not None:
             record.task_ended(ended, generated.provider)
             log.info("task %s completed by %s", task_id, generated.provider)

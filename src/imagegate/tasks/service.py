@@ -143,12 +143,24 @@ async def start(tx: Tx, task_id: str, now: float) -> store.RunTask | None:
 
 
 async def complete(
-    tx: Tx, task_id: str, image_keys: Sequence[str], now: float
+    tx: Tx,
+    queue: JobQueue,
+    task_id: str,
+    image_keys: Sequence[str],
+    now: float,
+    delays: Sequence[float],
 ) -> store.RunTask | None:
-    """processing -> completed; None when the task was not processing (e.g. a duplicate run)."""
+    """processing -> completed, its callback (if any) planned in the same transaction; None
+    when the task was not processing (e.g. a duplicate run). One statement on PostgreSQL (see
+    Database.write's ``one_statement``)."""
+    if tx.dialect == "postgresql":
+        steps, column, params = callbacks.planning(tx, queue, "ended", task_id, delays, now)
+        then = store.Then(steps, column, params)
+        return await store.complete(tx, task_id, list(image_keys), now, then)
     task = await store.complete(tx, task_id, list(image_keys), now)
     if task is not None:
         announce(tx, task_id)
+        await plan_callback(tx, queue, task, delays, now)
     return task
 
 

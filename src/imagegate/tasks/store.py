@@ -144,10 +144,31 @@ async def start(tx: Tx, task_id: str, now: float) -> RunTask | None:
     return _run_task(await tx.one(_PROCESSING, params))
 
 
-async def complete(tx: Tx, task_id: str, urls: list[str], now: float) -> RunTask | None:
-    """processing -> completed with its images; None when the task was not processing."""
+@dataclass(frozen=True)
+class Then:
+    """More of the statement that completes a task (PostgreSQL): WITH queries that read the
+    completed task as ``ended``, a column computed for its row, and their parameters."""
+
+    steps: str
+    column: str
+    params: dict[str, Any]
+
+
+async def complete(
+    tx: Tx, task_id: str, urls: list[str], now: float, then: Then | None = None
+) -> RunTask | None:
+    """processing -> completed with its images; None when the task was not processing.
+    ``then``: what follows from it, in the same statement."""
     params = {"id": task_id, "urls": to_json(urls), "now": now}
-    return _run_task(await tx.one(_COMPLETE, params))
+    if then is None:
+        return _run_task(await tx.one(_COMPLETE, params))
+    shared = params.keys() & then.params.keys()
+    assert all(params[name] == then.params[name] for name in shared), shared
+    sql = (
+        f"WITH ended AS ({_COMPLETE}), {then.steps} SELECT {_RUN_COLUMNS}, {then.column} FROM ended"
+    )
+    row = await tx.one(sql, params | then.params)
+    return None if row is None else _run_task(row[:-1])
 
 
 async def insert(tx: Tx, **task: Any) -> None:

@@ -16,13 +16,11 @@ class RateLimitHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                extra = scope.get("state", {}).get("rate_limit_headers") or {}
-                present = {name.lower() for name, _ in message.get("headers", [])}
-                message["headers"] = list(message.get("headers", [])) + [
-                    (name.lower().encode(), value.encode())
-                    for name, value in extra.items()
-                    if name.lower().encode() not in present
-                ]
+                extra = scope.get("state", {}).get("rate_limit_headers")  # RateState.raw_headers
+                if extra:
+                    headers = list(message.get("headers", ()))
+                    present = {name.lower() for name, _ in headers}
+                    message["headers"] = headers + [h for h in extra if h[0] not in present]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

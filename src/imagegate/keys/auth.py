@@ -48,7 +48,7 @@ async def admit(request: Request, services: Services, row: Row | None) -> Princi
             raise IpNotAllowed(f"Request IP {address} is not in this key's allowlist.")
     per_minute = principal.rate_limit or services.settings.rate_limit_per_minute
     state = await services.rate_limiter.hit(principal.key_id, per_minute, now)
-    request.state.rate_limit_headers = state.headers()
+    request.state.rate_limit_headers = state.raw_headers()
     return principal
 
 

@@ -42,6 +42,10 @@ class RateState:
             "X-RateLimit-Reset": str(self.reset),
         }
 
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        """headers() as an ASGI response carries them (http_headers.py adds them to one)."""
+        return [(name.lower().encode(), value.encode()) for name, value in self.headers().items()]
+
 
 class Windows(Protocol):
     async def hit(self, key: str, now: float) -> tuple[int, float]:

@@ -26,7 +26,7 @@ class SpendLimits:
     total: int | None = None
 
     def __bool__(self) -> bool:
-        return any(limit is not None for limit in (self.hourly, self.daily, self.total))
+        return self.hourly is not None or self.daily is not None or self.total is not None
 
 
 async def spent(tx: Tx, key_id: str, since: float | None) -> int:

@@ -3,6 +3,9 @@ committed, so the counts match the database (a rolled-back create is never count
 
 from __future__ import annotations
 
+from functools import lru_cache
+from typing import Any
+
 from imagegate.metrics import families as m
 from imagegate.tasks.status import EndedTask, TaskStatus
 
@@ -10,8 +13,13 @@ NO_PROVIDER = "none"  # a task that ended before any provider answered (cancelle
 
 
 def task_created(model: str, speed: str, price: int) -> None:
-    m.TASKS_CREATED.labels(model, speed).inc()
+    _created(model, speed).inc()
     m.CREDITS_CHARGED.inc(price)
+
+
+@lru_cache(maxsize=1024)  # (.labels() takes a lock and builds a key: once per model and speed)
+def _created(model: str, speed: str) -> Any:
+    return m.TASKS_CREATED.labels(model, speed)
 
 
 def task_ended(task: EndedTask, provider: str = "") -> None:

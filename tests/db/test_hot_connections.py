@@ -6,11 +6,14 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from harness import BACKEND, Server
+from harness import BACKEND, Account, Server
+from imagegate.billing import alerts
 from imagegate.billing import service as billing
 from imagegate.db.pg_hot import conninfo
 from imagegate.errors import InsufficientCredits, InvalidApiKey
-from imagegate.keys.service import set_key_status
+from imagegate.keys.service import Principal, set_key_status
+from imagegate.tasks import service
+from imagegate.tasks.schemas import parse_create_request
 from imagegate.users.service import set_account_banned
 
 
@@ -58,3 +61,64 @@ async def test_the_charge_refuses_a_key_disabled_or_an_account_banned_meanwhile(
         await charge(server, poor.id, poor.key_id)
     for refused in (account, other, poor):
         assert await server.ledger(refused) in ((100, 100), (10, 10))
+
+
+async def tasks_of(server: Server, account: Account) -> list[str]:
+    """The ids of the account's tasks, as the database holds them."""
+    rows = await server.services.db.read(
+        lambda tx: tx.all("SELECT id FROM tasks WHERE account_id = :a", {"a": account.id})
+    )
+    return [row[0] for row in rows]
+
+
+async def create_in_one(server: Server, account: Account) -> str | None:
+    """tasks/service.py's one-statement create, as a create admitted for ``account`` runs it."""
+    services, now = server.services, server.clock.now()
+    model = (await services.catalog.fresh())["ideogram-v4"]
+    body = parse_create_request(b'{"model": "ideogram-v4", "input": {"prompt": "a cat"}}')
+    task = service.new_task(Principal(account.key_id, account.id), body, now, model)
+    taken = await services.db.write(
+        lambda tx: service.create_task_in_one(tx, services.queue, task), one_statement=True
+    )
+    return task.id if taken else None
+
+
+async def test_a_create_in_one_statement_writes_nothing_unless_its_charge_is_taken(
+    server: Server,
+) -> None:
+    """PostgreSQL's one-statement create: a key disabled or an account banned since
+    authentication, too few credits, or an account with a low-balance alert (whose crossing
+    takes statements of its own) get no task, job or ledger entry from it; the create then goes
+    through its transaction (tasks/admission.py), which says why or tells the account."""
+    if BACKEND != "postgres":
+        pytest.skip("SQLite creates in its group commit's savepoints")
+    disabled = await server.account(credits=100)
+    async with server.services.db.transaction() as session:
+        await set_key_status(session, disabled.key_id, "disabled")
+    banned = await server.account(credits=100)
+    async with server.services.db.transaction() as session:
+        await set_account_banned(session, banned.id, True)
+    poor = await server.account(credits=1)
+    alerted = await server.account(credits=100)
+    async with server.services.db.transaction() as session:
+        settings = alerts.AlertSettings(threshold=10, webhook_url=None)
+        now = server.clock.now()
+        await alerts.save_settings(session, server.services.queue, alerted.id, settings, now)
+    jobs_before = len(await server.jobs())
+    for refused in (disabled, banned, poor, alerted):
+        assert await create_in_one(server, refused) is None
+        assert await tasks_of(server, refused) == []
+    assert len(await server.jobs()) == jobs_before
+    assert await server.ledger(disabled) == (100, 100)
+    assert await server.ledger(banned) == (100, 100)
+    assert await server.ledger(poor) == (1, 1)
+    assert await server.ledger(alerted) == (100, 100)
+    assert (await server.create(alerted)).status_code == 200  # through the transaction
+
+    paying = await server.account(credits=100)
+    task_id = await create_in_one(server, paying)
+    assert task_id is not None
+    assert await tasks_of(server, paying) == [task_id]
+    balance, entries = await server.ledger(paying)
+    assert balance == entries < 100
+    assert [job.args.get("task_id") for job in await server.jobs()].count(task_id) == 1

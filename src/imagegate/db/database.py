@@ -36,6 +36,7 @@ class Database:
         self.sessions = make_read_sessionmaker(self.engine)
         self._write_sessions = make_sessionmaker(self.engine)
         self.is_sqlite = is_sqlite(url)
+        self.dialect = "sqlite" if self.is_sqlite else "postgresql"  # (as Tx.dialect names it)
         # SQLite runs one writer at a time and makes the others poll with growing sleeps
         # (busy_timeout): under load most of a request's time went to those sleeps. Queuing
         # this process's writers here hands the lock over at once, in arrival order.

@@ -75,6 +75,17 @@ def after_commit(session: AsyncSession, hook: Callable[[], None]) -> None:
     session.info.setdefault(AFTER_COMMIT, []).append(hook)
 
 
+def merged(*parts: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters of a statement built from parts, each with its own; a name two parts
+    share must carry the same value in both."""
+    params: dict[str, Any] = {}
+    for part in parts:
+        shared = params.keys() & part.keys()
+        assert all(params[name] == part[name] for name in shared), shared
+        params.update(part)
+    return params
+
+
 def to_json(value: Any) -> str | None:
     """A JSON column's parameter (both drivers take the text)."""
     return None if value is None else json.dumps(value, separators=(",", ":"))

@@ -51,14 +51,23 @@ class JobQueue:
             tx = SessionTx(tx)
         now = self.clock.now()
         run_at = now if run_at is None else run_at
-        await store.insert(tx, queue, kind, with_request_id(args), run_at, now, lock)
+        await store.insert(tx, store.NewJob(queue, kind, with_request_id(args), run_at, now, lock))
         tx.after_commit(self.wake)
 
     def deferring(
-        self, tx: Tx, source: str, kind: str, args: dict[str, Any], *, queue: str, run_at: float
+        self,
+        tx: Tx,
+        source: str,
+        kind: str,
+        args: dict[str, Any],
+        *,
+        queue: str,
+        run_at: float,
+        lock: str | None = None,
     ) -> tuple[str, dict[str, Any]]:
         """PostgreSQL: defer() as part of the caller's one statement, once when ``source`` (a
         WITH query of it) has a row: the SQL expression and its parameters (jobs/store.py)."""
         tx.after_commit(self.wake)
         now = self.clock.now()
-        return store.deferring(source, queue, kind, with_request_id(args), run_at, now)
+        job = store.NewJob(queue, kind, with_request_id(args), run_at, now, lock)
+        return store.deferring(source, job)

@@ -8,6 +8,7 @@ sends the NOTIFY that wakes workers, and the due time is counted on the database
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -29,33 +30,37 @@ _DEFER_CALL = (
 _DEFER = f"SELECT {_DEFER_CALL}"
 
 
-async def insert(
-    tx: Tx,
-    queue: str,
-    kind: str,
-    args: dict[str, Any],
-    run_at: float,
-    now: float,
-    lock: str | None = None,
-) -> None:
-    params = {"queue": queue, "kind": kind, "args": to_json(args)}
+@dataclass(frozen=True)
+class NewJob:
+    """A job to add (jobs/queue.py's defer): runnable at ``run_at``, added at ``now``; jobs with
+    the same ``lock`` never run at once, and only one of them waits at a time (PostgreSQL)."""
+
+    queue: str
+    kind: str
+    args: dict[str, Any]
+    run_at: float
+    now: float
+    lock: str | None = None
+
+    def params(self) -> dict[str, Any]:
+        """Its parameters in procrastinate's defer call (_DEFER_CALL)."""
+        delay = self.run_at - self.now if self.run_at > self.now else None
+        return {"queue": self.queue, "kind": self.kind, "args": to_json(self.args),
+                "lock": self.lock, "delay": delay}  # fmt: skip
+
+
+async def insert(tx: Tx, job: NewJob) -> None:
     if tx.dialect == "postgresql":
-        await tx.run(_DEFER, params | _when(run_at, now, lock))
+        await tx.run(_DEFER, job.params())
     else:
-        await tx.run(_INSERT, {**params, "run_at": run_at, "created_at": now})
+        params = {"queue": job.queue, "kind": job.kind, "args": to_json(job.args)}
+        await tx.run(_INSERT, params | {"run_at": job.run_at, "created_at": job.now})
 
 
-def deferring(
-    source: str, queue: str, kind: str, args: dict[str, Any], run_at: float, now: float
-) -> tuple[str, dict[str, Any]]:
+def deferring(source: str, job: NewJob) -> tuple[str, dict[str, Any]]:
     """PostgreSQL: insert()'s job as part of a bigger statement: a scalar subquery that defers
     it once when ``source`` (a WITH query of that statement) has a row; and its parameters."""
-    params = {"queue": queue, "kind": kind, "args": to_json(args)} | _when(run_at, now, None)
-    return f"(SELECT {_DEFER_CALL} FROM {source})", params
-
-
-def _when(run_at: float, now: float, lock: str | None) -> dict[str, Any]:
-    return {"lock": lock, "delay": run_at - now if run_at > now else None}
+    return f"(SELECT {_DEFER_CALL} FROM {source})", job.params()
 
 
 # The table worker's claim (SQLite; its writer is alone, so no row locks are needed): the due

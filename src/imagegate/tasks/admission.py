@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from imagegate.billing.plans import planned_price
 from imagegate.callbacks.ssrf import Unresolvable, UnsafeDestination, resolve
 from imagegate.catalog import CatalogModel
 from imagegate.db.sql import Tx
@@ -112,22 +111,23 @@ async def create_tasks(services: Services, admitted: Admitted, count: int) -> li
             f"No provider can take '{model.name}' tasks right now (nothing was charged); "
             "try again later."
         )
-    now = services.clock.now()
+    now, caller, queue = services.clock.now(), admitted.caller, services.queue
+    tasks = [service.new_task(caller, body, now, model, ratio) for _ in range(count)]
 
-    async def write(tx: Tx) -> list[str]:
-        return [
-            await service.create_task(
-                tx, services.queue, admitted.caller, body, now, model, admitted.key, ratio
-            )
-            for _ in range(count)
-        ]
+    async def write_one(tx: Tx) -> bool:
+        return await service.create_task_in_one(tx, queue, tasks[0])
 
-    task_ids = await services.db.write(write)
+    async def write(tx: Tx) -> None:
+        for task in tasks:
+            await service.create_task(tx, queue, task, admitted.key)
+
+    one = count == 1 and service.fits_one_statement(services.db.dialect, caller, admitted.key)
+    if not (one and await services.db.write(write_one, one_statement=True)):
+        await services.db.write(write)  # (also when the one statement took no charge: it says why)
     speed = body.input.resolved()["rendering_speed"]
-    charged = planned_price(model.price(speed), ratio)  # what create_task charged each
-    for _ in task_ids:
-        record.task_created(model.name, speed, charged)
-    return task_ids
+    for task in tasks:
+        record.task_created(model.name, speed, task.price)
+    return [task.id for task in tasks]
 
 
 async def check_callback_url(url: str, allow_private: bool) -> None:

@@ -8,12 +8,14 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagegate.billing import service as billing
+from imagegate.billing import store as ledger
 from imagegate.billing.plans import planned_price
 from imagegate.callbacks import service as callbacks
 from imagegate.catalog import CatalogModel
@@ -51,49 +53,90 @@ def admitted_model(
     return model
 
 
-async def create_task(
-    tx: Tx,
-    queue: JobQueue,
+@dataclass(frozen=True)
+class NewTask:
+    """A task about to be created (new_task): its id, who pays, its price, when, the queue of its
+    run's job, and its columns (tasks/store.py's insert)."""
+
+    id: str
+    principal: Principal
+    price: int
+    now: float
+    queue: str
+    row: dict[str, Any]
+
+    @property
+    def run_job(self) -> tuple[dict[str, Any], str]:
+        """Its run's job: the arguments, and the lock that keeps two runs of it apart."""
+        return {"task_id": self.id}, f"task:{self.id}"
+
+
+def new_task(
     principal: Principal,
     request: CreateTaskRequest,
     now: float,
     model: CatalogModel,
-    key: IdempotencyKey | None = None,
     plan_ratio: str | None = None,
+) -> NewTask:
+    """A new task of ``model`` (see tasks/admission.py) for ``principal``. The price is the
+    model's for the input's speed, on the account's plan (``plan_ratio``, billing/plans.py)."""
+    task_id = new_task_id(now)
+    task_input = request.input.resolved()
+    price = planned_price(model.price(task_input["rendering_speed"]), plan_ratio)
+    row = {
+        "id": task_id,
+        "account_id": principal.account_id,
+        "key_id": principal.key_id,
+        "model": model.name,
+        "input": task_input,
+        "callback_url": request.callback_url,
+        "price": price,
+        "created_at": now,
+        "reported_model": model.reports,
+    }
+    return NewTask(task_id, principal, price, now, model.queue, row)
+
+
+async def create_task(
+    tx: Tx, queue: JobQueue, task: NewTask, key: IdempotencyKey | None = None
 ) -> str:
-    """A pending task of ``model`` (see tasks/admission.py), its charge and its job, in the
-    caller's transaction, with its Idempotency-Key if any; returns the task's id. The price is
-    the model's for the input's speed, on the account's plan (``plan_ratio``, billing/plans.py).
+    """``task`` pending, its charge and its job, in the caller's transaction, with its
+    Idempotency-Key if any; returns the task's id.
 
     Raises KeyTaken when a live row holds ``key``, SpendLimitExceeded past a key's spend limit
     and InsufficientCredits when the balance is below the price; in each case the transaction
     is rolled back and nothing is kept.
     """
-    task_id = new_task_id(now)
+    payer, now = task.principal, task.now
     if key is not None:  # first: a concurrent create with this key waits here, charging nothing
-        await idempotency.claim(tx, principal.account_id, key, task_id, now)
-    task_input = request.input.resolved()
-    price = planned_price(model.price(task_input["rendering_speed"]), plan_ratio)
-    await check_spend(tx, principal.key_id, principal.spend, price, now)
-    await store.insert(
-        tx,
-        id=task_id,
-        account_id=principal.account_id,
-        key_id=principal.key_id,
-        model=model.name,
-        input=task_input,
-        callback_url=request.callback_url,
-        price=price,
-        created_at=now,
-        reported_model=model.reports,
-    )
-    await queue.defer(tx, RUN_TASK, {"task_id": task_id}, queue=model.queue, lock=f"task:{task_id}")
+        await idempotency.claim(tx, payer.account_id, key, task.id, now)
+    await check_spend(tx, payer.key_id, payer.spend, task.price, now)
+    await store.insert(tx, **task.row)
+    args, lock = task.run_job
+    await queue.defer(tx, RUN_TASK, args, queue=task.queue, lock=lock)
     # The charge last: on PostgreSQL the account's row stays locked from its UPDATE until the
     # commit, so concurrent creates of one account wait only for that.
-    await billing.charge(
-        tx, principal.account_id, principal.key_id, task_id, price, now, queue=queue
-    )
-    return task_id
+    await billing.charge(tx, payer.account_id, payer.key_id, task.id, task.price, now, queue=queue)
+    return task.id
+
+
+def fits_one_statement(dialect: str, principal: Principal, key: IdempotencyKey | None) -> bool:
+    """Whether create_task_in_one may take a create: PostgreSQL, no Idempotency-Key, a key with
+    no spend limits (each of those needs statements of its own, and so does a low-balance
+    alert, which create_task_in_one checks in its statement)."""
+    return dialect == "postgresql" and key is None and not principal.spend
+
+
+async def create_task_in_one(tx: Tx, queue: JobQueue, task: NewTask) -> bool:
+    """create_task() as one statement (PostgreSQL; see fits_one_statement and Database.write's
+    ``one_statement``); False, writing nothing, when its charge was not taken (too few credits,
+    a key or account refused since it was read, or an account with a low-balance alert):
+    create_task then says why, or alerts."""
+    payer = task.principal
+    charge = ledger.charging(payer.account_id, payer.key_id, task.id, task.price, task.now)
+    args, lock = task.run_job
+    job = queue.deferring(tx, "task", RUN_TASK, args, queue=task.queue, run_at=task.now, lock=lock)
+    return await store.insert_after(tx, store.After(*charge), job, **task.row)
 
 
 _TASK_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")

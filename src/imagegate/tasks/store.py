@@ -8,15 +8,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from imagegate.catalog.store import VERSION_COLUMN
-from imagegate.db.sql import Row, Tx, from_json, to_json
+from imagegate.db.sql import Row, Tx, from_json, merged, to_json
 from imagegate.keys.store import CALLER_WIDTH, caller_query
 from imagegate.tasks.status import TaskStatus
 
-_INSERT = (
+_INSERT_INTO = (
     "INSERT INTO tasks (id, account_id, key_id, model, status, input, callback_url, price,"
-    f" created_at, reported_model) VALUES (:id, :account_id, :key_id, :model,"
-    f" '{TaskStatus.PENDING}', :input, :callback_url, :price, :created_at, :reported_model)"
+    " created_at, reported_model)"
 )
+_VALUES = (
+    f":id, :account_id, :key_id, :model, '{TaskStatus.PENDING}', :input, :callback_url, :price,"
+    " :created_at, :reported_model"
+)
+_INSERT = f"{_INSERT_INTO} VALUES ({_VALUES})"
 
 # A task as the API shows it (TaskView), from the tasks table as ``t``.
 VIEW_COLUMNS = (
@@ -162,12 +166,10 @@ async def complete(
     params = {"id": task_id, "urls": to_json(urls), "now": now}
     if then is None:
         return _run_task(await tx.one(_COMPLETE, params))
-    shared = params.keys() & then.params.keys()
-    assert all(params[name] == then.params[name] for name in shared), shared
     sql = (
         f"WITH ended AS ({_COMPLETE}), {then.steps} SELECT {_RUN_COLUMNS}, {then.column} FROM ended"
     )
-    row = await tx.one(sql, params | then.params)
+    row = await tx.one(sql, merged(params, then.params))
     return None if row is None else _run_task(row[:-1])
 
 
@@ -175,6 +177,31 @@ async def insert(tx: Tx, **task: Any) -> None:
     """A pending task: id, account_id, key_id, model, input, callback_url, price, created_at,
     reported_model."""
     await tx.run(_INSERT, {**task, "input": to_json(task["input"])})
+
+
+@dataclass(frozen=True)
+class After:
+    """What a task's insert waits for, in one statement (PostgreSQL): WITH queries, the name of
+    the one that has a row when the task is to be inserted, and their parameters."""
+
+    steps: str
+    source: str
+    params: dict[str, Any]
+
+
+async def insert_after(
+    tx: Tx, after: After, column: tuple[str, dict[str, Any]], **task: Any
+) -> bool:
+    """PostgreSQL, one statement: insert()'s task once ``after`` has a row, then ``column`` (an
+    expression and its parameters) computed from the inserted task as the WITH query ``task``;
+    whether the task was inserted."""
+    expression, params = column
+    sql = (
+        f"WITH {after.steps}, task AS ({_INSERT_INTO} SELECT {_VALUES} FROM {after.source}"
+        f" RETURNING id) SELECT {expression} FROM {after.source}"
+    )
+    task_params = {**task, "input": to_json(task["input"])}
+    return await tx.one(sql, merged(task_params, after.params, params)) is not None
 
 
 async def creator(tx: Tx, key_hash: str) -> Row | None:

@@ -54,7 +54,10 @@ class Receiver:
 
 
 def _pct(values: list[float], q: int) -> float:
-    return statistics.quantiles(values, n=100)[q - 1] * 1000 if len(values) > 1 else float("nan")
+    """The q-th percentile in ms (inclusive: never beyond the slowest value)."""
+    if len(values) < 2:
+        return float("nan")
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] * 1000
 
 
 async def _one(http: httpx.AsyncClient, body: dict[str, object]) -> tuple[str, float, float]:
@@ -75,9 +78,14 @@ async def _one(http: httpx.AsyncClient, body: dict[str, object]) -> tuple[str, f
 _STAMPS = "SELECT id, created_at, started_at, completed_at FROM tasks"
 
 
-def _phases(b: Backend, results: list[tuple[str, float, float]], arrived: dict[str, float]) -> None:
+Phases = dict[str, str]  # step -> "p50 / p99 / max" in ms
+
+
+def _phases(
+    b: Backend, results: list[tuple[str, float, float]], arrived: dict[str, float]
+) -> Phases:
     """Where the overhead goes, from the server's stamps on each task row (same machine, same
-    wall clock): p50, p99 and max in ms of each step, printed after the rows."""
+    wall clock): p50, p99 and max in ms of each step."""
     if b.name == "sqlite":
         with sqlite3.connect(b.data_dir / "imagegate.db") as conn:
             rows = conn.execute(_STAMPS).fetchall()
@@ -96,10 +104,10 @@ def _phases(b: Backend, results: list[tuple[str, float, float]], arrived: dict[s
             ("callback (completed → received)", arrived.get(task_id, float("nan")) - completed),
         ):
             steps.setdefault(step, []).append(seconds)
-    print(f"  phases, {b.title}:", flush=True)
-    for step, values in steps.items():
-        print(f"    {step}: p50 {_pct(values, 50):.1f} ms, p99 {_pct(values, 99):.1f} ms,"
-              f" max {max(values) * 1000:.1f} ms")  # fmt: skip
+    return {
+        step: f"{_pct(values, 50):.1f} / {_pct(values, 99):.1f} / {max(values) * 1000:.1f}"
+        for step, values in steps.items()
+    }
 
 
 def _servers(stack: ExitStack, env: dict[str, str], separate_worker: bool) -> None:
@@ -131,8 +139,9 @@ async def _drive(port: int, key: str, hook_port: int, tasks: int) -> list[tuple[
 
 async def measure_e2e(
     name: str, row: Callable[..., None], tasks: int = TASKS, separate_worker: bool = False
-) -> None:
-    """Two rows: overhead to completed visible, and to callback received (p50, p99 in ms)."""
+) -> tuple[str, Phases]:
+    """Two rows: overhead to completed visible, and to callback received (p50, p99 in ms); and
+    where it went (a column of the phases table, and its title)."""
     receiver = Receiver()
     hook_port = free_port()
     server = await asyncio.start_server(receiver.handle, "127.0.0.1", hook_port)
@@ -147,7 +156,7 @@ async def measure_e2e(
         deadline = time.monotonic() + 30
         while len(expected & receiver.arrived.keys()) < tasks and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
-        _phases(b, results, receiver.arrived)
+        phases = _phases(b, results, receiver.arrived)
     server.close()
     visible = [done - sent - DELAY for _, sent, done in results]
     called = [receiver.arrived[t] - sent - DELAY for t, sent, _ in results if t in receiver.arrived]
@@ -155,3 +164,5 @@ async def measure_e2e(
     for what, values in (("completed visible", visible), ("callback received", called)):
         row(f"create → {what}, {TITLES[name]}, {how}", f"{len(values)}/{tasks}",
             f"{_pct(values, 50):.1f} ms", f"{_pct(values, 99):.1f} ms")  # fmt: skip
+    worker = "separate worker" if separate_worker else "in-process worker"
+    return f"{TITLES[name].split(' ')[0]}, {worker}", phases

@@ -1,6 +1,7 @@
 """Where a create's write goes on PostgreSQL, outside HTTP: the charging transaction as
 tasks/service.py writes it (the task, its job through procrastinate's defer function, the charge
-with its ledger entry), built up part by part and run on the request path's connections
+with its ledger entry), built up part by part, then as the one statement a plain create is
+(tasks/service.py's create_task_in_one), run on the request path's connections
 (db/pg_hot.py). Per transaction: wall time, the server backend's CPU (read from /proc: the
 server must run on this machine) and this process's CPU.
 
@@ -22,13 +23,20 @@ from collections.abc import Awaitable, Callable
 import uvloop
 
 from imagegate.billing import store as ledger
+from imagegate.catalog import IDEOGRAM_V4
+from imagegate.clock import Clock
 from imagegate.db.pg_hot import PgHot, conninfo
 from imagegate.db.sql import Tx
 from imagegate.jobs import store as jobs
+from imagegate.jobs.queue import JobQueue
+from imagegate.keys.service import Principal
+from imagegate.tasks import service
 from imagegate.tasks import store as tasks
+from imagegate.tasks.schemas import parse_create_request
 from procs import backend, provision
 
 CREATES = 1_000
+_QUEUE = IDEOGRAM_V4.queue
 Part = Callable[[Tx, str, str, str], Awaitable[object]]
 
 
@@ -43,19 +51,28 @@ async def _task(tx: Tx, task_id: str, account: str, key: str) -> None:
 
 async def _job(tx: Tx, task_id: str, account: str, key: str) -> None:
     now = time.time()
-    await jobs.insert(tx, "model:ideogram-v4", "run_task", {"task_id": task_id}, now, now,
-                      f"task:{task_id}")  # fmt: skip
+    job = {"task_id": task_id}
+    await jobs.insert(tx, jobs.NewJob(_QUEUE, "run_task", job, now, now, f"task:{task_id}"))
 
 
 async def _charge(tx: Tx, task_id: str, account: str, key: str) -> object:
     return await ledger.charge(tx, account, key, task_id, 16, time.time())
 
 
+async def _in_one(tx: Tx, task_id: str, account: str, key: str) -> object:
+    now = time.time()
+    body = parse_create_request(b'{"model": "ideogram-v4", "input": {"prompt": "bench"}}')
+    task = service.new_task(Principal(key, account), body, now, IDEOGRAM_V4)
+    return await service.create_task_in_one(tx, JobQueue(Clock()), task)
+
+
+WHOLE = "the whole create as one statement (tasks/service.py), without BEGIN and COMMIT"
 STEPS: list[tuple[str, list[Part]]] = [
     ("BEGIN + COMMIT alone", []),
     ("+ the task", [_task]),
     ("+ its job (procrastinate's defer)", [_task, _job]),
     ("+ the charge and its ledger entry (the whole create)", [_task, _job, _charge]),
+    (WHOLE, [_in_one]),
 ]
 
 
@@ -76,7 +93,7 @@ async def _run(hot: PgHot, parts: list[Part], account: str, key: str, workers: i
             for part in parts:
                 await part(tx, task_id, account, key)
 
-        await hot.write(op)
+        await hot.write(op, one_statement=parts == [_in_one])
 
     async def worker() -> None:
         for _ in range(CREATES // workers):
@@ -89,7 +106,7 @@ async def _measure(url: str, account: str, key: str) -> None:
     tick = 1e6 / os.sysconf("SC_CLK_TCK")
     print("| transaction | connections | per second | wall µs | server CPU µs | client CPU µs |")
     print("| --- | --- | --- | --- | --- | --- |")
-    for workers, steps in ((1, STEPS), (10, STEPS[-1:])):
+    for workers, steps in ((1, STEPS), (10, STEPS[-2:])):
         hot = PgHot(url, workers)
         await _run(hot, [], account, key, workers)  # open the connections
         rows = await hot.read(lambda tx: tx.all(

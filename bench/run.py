@@ -164,9 +164,15 @@ def _one_task(port: int, key: str) -> str:
 
 def e2e(backends: list[str], tasks: int) -> None:
     table(f"End-to-end overhead over the simulator delay D = {DELAY} s", "tasks", "p50", "p99")
-    for name in backends:
-        for separate_worker in (False, True) if name == "postgres" else (False,):
-            asyncio.run(measure_e2e(name, row, tasks, separate_worker))
+    columns = [
+        asyncio.run(measure_e2e(name, row, tasks, separate_worker))
+        for name in backends
+        for separate_worker in ((False, True) if name == "postgres" else (False,))
+    ]
+    table("Where it goes (p50 / p99 / max ms; `bench/e2e.py`, from each task row's stamps)",
+          *(title for title, _ in columns))  # fmt: skip
+    for step in columns[0][1]:
+        row(step, *(phases[step] for _, phases in columns))
 
 
 def inflight(counts: list[int]) -> None:

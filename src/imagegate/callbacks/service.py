@@ -32,12 +32,21 @@ async def schedule(
     now: float,
 ) -> None:
     """Plan the first attempt to tell ``url`` that the task ended with ``status``."""
-    first = now + delays[0]
+    args, first = _first_attempt(task_id, delays, now)
     await store.insert(tx, task_id, url, f"{store.EVENT_PREFIX}{status}", first, now)
-    await queue.defer(
-        tx, DELIVER_CALLBACK, {"task_id": task_id, "number": 1},
-        queue=CALLBACKS_QUEUE, run_at=first,
-    )  # fmt: skip
+    await queue.defer(tx, DELIVER_CALLBACK, args, queue=CALLBACKS_QUEUE, run_at=first)
+
+
+def _attempt(task_id: str, number: int) -> dict[str, Any]:
+    """The delivery job's arguments for attempt ``number`` (1: the first) of a task's callback."""
+    return {"task_id": task_id, "number": number}
+
+
+def _first_attempt(
+    task_id: str, delays: Sequence[float], now: float
+) -> tuple[dict[str, Any], float]:
+    """The first attempt of a callback planned at ``now``: its job's arguments, and when."""
+    return _attempt(task_id, 1), now + delays[0]
 
 
 def planning(
@@ -46,8 +55,7 @@ def planning(
     """PostgreSQL: schedule() as part of the statement that ends ``task_id``, which ``source``
     (a WITH query: id, callback_url, status) returns when it did: a WITH query, a column for
     the statement's result (it defers the delivery job) and their parameters."""
-    first = now + delays[0]
-    args = {"task_id": task_id, "number": 1}
+    args, first = _first_attempt(task_id, delays, now)
     job, params = queue.deferring(
         tx, "planned", DELIVER_CALLBACK, args, queue=CALLBACKS_QUEUE, run_at=first
     )
@@ -68,10 +76,8 @@ async def record_attempt(
     status = "delivered" if delivered else ("pending" if retry else "failed")
     await store.record(tx, attempt, status, next_at)
     if next_at is not None:
-        await queue.defer(
-            tx, DELIVER_CALLBACK, {"task_id": attempt.task_id, "number": attempt.number + 1},
-            queue=CALLBACKS_QUEUE, run_at=next_at,
-        )  # fmt: skip
+        args = _attempt(attempt.task_id, attempt.number + 1)
+        await queue.defer(tx, DELIVER_CALLBACK, args, queue=CALLBACKS_QUEUE, run_at=next_at)
     return status
 
 

@@ -65,6 +65,7 @@ async def measure_inflight(n: int, row: Callable[..., None]) -> None:
             api_port,
             ideogram_api_key="bench-key",
             ideogram_base_url=f"http://127.0.0.1:{fake_port}",
+            upstream_allow_private="true",  # the fake's image URLs are on loopback
             ideogram_max_in_flight=n,
             worker_concurrency=n,
             database_pool_size=20,

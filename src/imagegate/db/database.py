@@ -36,7 +36,6 @@ class Database:
         self.sessions = make_read_sessionmaker(self.engine)
         self._write_sessions = make_sessionmaker(self.engine)
         self.is_sqlite = is_sqlite(url)
-        self.dialect = "sqlite" if self.is_sqlite else "postgresql"  # (as Tx.dialect names it)
         # SQLite runs one writer at a time and makes the others poll with growing sleeps
         # (busy_timeout): under load most of a request's time went to those sleeps. Queuing
         # this process's writers here hands the lock over at once, in arrival order.
@@ -44,6 +43,11 @@ class Database:
         # The request path's explicit statements (see db/sql.py), on connections of their own.
         self._hot: SqliteHot | PgHot | None = None
         self._hot_pool = pool_size
+
+    @property
+    def dialect(self) -> str:
+        """The database's kind, as Tx.dialect names it."""
+        return "sqlite" if self.is_sqlite else "postgresql"
 
     async def read(self, op: Callable[[Tx], Awaitable[T]]) -> T:
         """``op``'s statements as autocommit reads, each seeing the latest commit."""

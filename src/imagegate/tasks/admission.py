@@ -124,9 +124,8 @@ async def create_tasks(services: Services, admitted: Admitted, count: int) -> li
     one = count == 1 and service.fits_one_statement(services.db.dialect, caller, admitted.key)
     if not (one and await services.db.write(write_one, one_statement=True)):
         await services.db.write(write)  # (also when the one statement took no charge: it says why)
-    speed = body.input.resolved()["rendering_speed"]
     for task in tasks:
-        record.task_created(model.name, speed, task.price)
+        record.task_created(model.name, task.input["rendering_speed"], task.price)
     return [task.id for task in tasks]
 
 

@@ -55,15 +55,30 @@ def admitted_model(
 
 @dataclass(frozen=True)
 class NewTask:
-    """A task about to be created (new_task): its id, who pays, its price, when, the queue of its
-    run's job, and its columns (tasks/store.py's insert)."""
+    """A task about to be created (new_task): its id, who pays, its model and input, its price
+    (on the payer's plan) and when."""
 
     id: str
     principal: Principal
+    model: CatalogModel
+    input: dict[str, str]
+    callback_url: str | None
     price: int
     now: float
-    queue: str
-    row: dict[str, Any]
+
+    def row(self) -> dict[str, Any]:
+        """Its columns (tasks/store.py's insert)."""
+        return {
+            "id": self.id,
+            "account_id": self.principal.account_id,
+            "key_id": self.principal.key_id,
+            "model": self.model.name,
+            "input": self.input,
+            "callback_url": self.callback_url,
+            "price": self.price,
+            "created_at": self.now,
+            "reported_model": self.model.reports,
+        }
 
     @property
     def run_job(self) -> tuple[dict[str, Any], str]:
@@ -80,21 +95,9 @@ def new_task(
 ) -> NewTask:
     """A new task of ``model`` (see tasks/admission.py) for ``principal``. The price is the
     model's for the input's speed, on the account's plan (``plan_ratio``, billing/plans.py)."""
-    task_id = new_task_id(now)
     task_input = request.input.resolved()
     price = planned_price(model.price(task_input["rendering_speed"]), plan_ratio)
-    row = {
-        "id": task_id,
-        "account_id": principal.account_id,
-        "key_id": principal.key_id,
-        "model": model.name,
-        "input": task_input,
-        "callback_url": request.callback_url,
-        "price": price,
-        "created_at": now,
-        "reported_model": model.reports,
-    }
-    return NewTask(task_id, principal, price, now, model.queue, row)
+    return NewTask(new_task_id(now), principal, model, task_input, request.callback_url, price, now)
 
 
 async def create_task(
@@ -111,9 +114,9 @@ async def create_task(
     if key is not None:  # first: a concurrent create with this key waits here, charging nothing
         await idempotency.claim(tx, payer.account_id, key, task.id, now)
     await check_spend(tx, payer.key_id, payer.spend, task.price, now)
-    await store.insert(tx, **task.row)
+    await store.insert(tx, **task.row())
     args, lock = task.run_job
-    await queue.defer(tx, RUN_TASK, args, queue=task.queue, lock=lock)
+    await queue.defer(tx, RUN_TASK, args, queue=task.model.queue, lock=lock)
     # The charge last: on PostgreSQL the account's row stays locked from its UPDATE until the
     # commit, so concurrent creates of one account wait only for that.
     await billing.charge(tx, payer.account_id, payer.key_id, task.id, task.price, now, queue=queue)
@@ -135,8 +138,10 @@ async def create_task_in_one(tx: Tx, queue: JobQueue, task: NewTask) -> bool:
     payer = task.principal
     charge = ledger.charging(payer.account_id, payer.key_id, task.id, task.price, task.now)
     args, lock = task.run_job
-    job = queue.deferring(tx, "task", RUN_TASK, args, queue=task.queue, run_at=task.now, lock=lock)
-    return await store.insert_after(tx, store.After(*charge), job, **task.row)
+    job = queue.deferring(
+        tx, store.INSERTED, RUN_TASK, args, queue=task.model.queue, run_at=task.now, lock=lock
+    )
+    return await store.insert_after(tx, store.After(*charge), job, **task.row())
 
 
 _TASK_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")

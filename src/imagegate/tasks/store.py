@@ -176,7 +176,15 @@ async def complete(
 async def insert(tx: Tx, **task: Any) -> None:
     """A pending task: id, account_id, key_id, model, input, callback_url, price, created_at,
     reported_model."""
-    await tx.run(_INSERT, {**task, "input": to_json(task["input"])})
+    await tx.run(_INSERT, _params(task))
+
+
+def _params(task: dict[str, Any]) -> dict[str, Any]:
+    """insert()'s parameters: the task's columns, its input as JSON."""
+    return {**task, "input": to_json(task["input"])}
+
+
+INSERTED = "task"  # the WITH query of insert_after() that returns the inserted task's id
 
 
 @dataclass(frozen=True)
@@ -193,15 +201,14 @@ async def insert_after(
     tx: Tx, after: After, column: tuple[str, dict[str, Any]], **task: Any
 ) -> bool:
     """PostgreSQL, one statement: insert()'s task once ``after`` has a row, then ``column`` (an
-    expression and its parameters) computed from the inserted task as the WITH query ``task``;
+    expression and its parameters) computed from the inserted task as the WITH query INSERTED;
     whether the task was inserted."""
     expression, params = column
     sql = (
-        f"WITH {after.steps}, task AS ({_INSERT_INTO} SELECT {_VALUES} FROM {after.source}"
+        f"WITH {after.steps}, {INSERTED} AS ({_INSERT_INTO} SELECT {_VALUES} FROM {after.source}"
         f" RETURNING id) SELECT {expression} FROM {after.source}"
     )
-    task_params = {**task, "input": to_json(task["input"])}
-    return await tx.one(sql, merged(task_params, after.params, params)) is not None
+    return await tx.one(sql, merged(_params(task), after.params, params)) is not None
 
 
 async def creator(tx: Tx, key_hash: str) -> Row | None:

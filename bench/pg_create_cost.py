@@ -1,7 +1,7 @@
 """Where a create's write goes on PostgreSQL, outside HTTP: the charging transaction as
 tasks/service.py writes it (the task, its job through procrastinate's defer function, the charge
 with its ledger entry), built up part by part, then as the one statement a plain create is
-(tasks/service.py's create_task_in_one), run on the request path's connections
+(tasks/service.py's create_tasks_in_one, with one create), run on the request path's connections
 (db/pg_hot.py). Per transaction: wall time, the server backend's CPU (read from /proc: the
 server must run on this machine) and this process's CPU.
 
@@ -60,10 +60,10 @@ async def _charge(tx: Tx, task_id: str, account: str, key: str) -> object:
 
 
 async def _in_one(tx: Tx, task_id: str, account: str, key: str) -> object:
-    now = time.time()
+    now, queue = time.time(), JobQueue(Clock())
     body = parse_create_request(b'{"model": "ideogram-v4", "input": {"prompt": "bench"}}')
     task = service.new_task(Principal(key, account), body, now, IDEOGRAM_V4)
-    return await service.create_task_in_one(tx, JobQueue(Clock()), task)
+    return await service.create_tasks_in_one(tx, queue, [(task, service.run_job(queue, task))])
 
 
 WHOLE = "the whole create as one statement (tasks/service.py), without BEGIN and COMMIT"

@@ -17,6 +17,7 @@ from imagegate.catalog.cache import Catalogue
 from imagegate.clock import Clock
 from imagegate.config import Settings
 from imagegate.db.database import Database
+from imagegate.db.grouped import Grouped
 from imagegate.jobs.admin import Cleanup
 from imagegate.jobs.kinds import JobKind, RetryPolicy
 from imagegate.jobs.procrastinate_worker import (
@@ -42,7 +43,7 @@ from imagegate.storage.setup import build_store
 from imagegate.storage.thumbnails import THUMBNAILS
 from imagegate.tasks import idempotency
 from imagegate.tasks.jobs import TaskRunner
-from imagegate.tasks.service import RUN_TASK
+from imagegate.tasks.service import RUN_TASK, GroupedCreate, write_grouped
 from imagegate.tasks.watch import TaskWatch
 from imagegate.users.throttle import AttemptThrottle, LoginThrottle
 
@@ -66,6 +67,8 @@ class Services:
     redeem_throttle: AttemptThrottle  # redemption codes: failed attempts per account, address
     watch: TaskWatch  # waiters of tasks' changes (long-poll, events, cancelled runs)
     catalog: Catalogue  # the models offered, as of the catalogue's latest version
+    # PostgreSQL: plain creates that arrive together, charged and added in one statement.
+    creates: Grouped[GroupedCreate, bool] | None
     workers: list[Worker | ProcrastinateWorker] = field(default_factory=list)
     procrastinate: ProcrastinateJobs | None = None  # PostgreSQL: the job engine, once started
     _following: asyncio.Task[None] | None = None  # new task queues get a pool (PostgreSQL)
@@ -143,12 +146,13 @@ def build_services(
     upstream, images = upstream_client(settings), image_client(settings)
     rate_limiter = RateLimiter(settings.resolved_rate_limit_storage)
     hasher = KeyHasher(load_or_create_secret(settings.data_dir, settings.secret_key))
+    queue = JobQueue(clock)
     return Services(
         settings=settings,
         clock=clock,
         db=db,
         hasher=hasher,
-        queue=JobQueue(clock),
+        queue=queue,
         store=build_store(settings),
         providers=build_router(settings, db, clock, upstream, images, providers),
         http=callback_client(settings),
@@ -165,6 +169,7 @@ def build_services(
         ),
         watch=TaskWatch(db),
         catalog=Catalogue(db),
+        creates=None if db.is_sqlite else grouped_creates(db, queue),
         redeem_throttle=AttemptThrottle(
             rate_limiter.storage,
             settings.redeem_attempts_per_account,
@@ -172,6 +177,20 @@ def build_services(
             namespace="redeem:" + hasher.derive("redeem").hex()[:16],
         ),
     )
+
+
+# Grouped creates (db/grouped.py: one statement at a time per process, the creates that arrive
+# while it runs go in the next). Measured (bench/run.py's create row over 100 accounts): one at a
+# time, 2,670 creates/s in groups of 12 on average; two at a time, 2,060 in groups of 7: each
+# statement's fixed cost spread over fewer creates.
+CREATES_PER_STATEMENT = 64
+
+
+def grouped_creates(db: Database, queue: JobQueue) -> Grouped[GroupedCreate, bool]:
+    async def write(creates: Sequence[GroupedCreate]) -> list[bool]:
+        return await write_grouped(db, queue, creates)
+
+    return Grouped(write, CREATES_PER_STATEMENT)
 
 
 def job_kinds(services: Services) -> dict[str, JobKind]:

@@ -62,6 +62,16 @@ class Database:
         statement raises before it runs)."""
         return await self.hot.write(op, one_statement=one_statement)
 
+    def rolled_back(self, exc: Exception) -> bool:
+        """Whether ``exc``, from a write on PostgreSQL, is the database's refusal of a statement,
+        which kept nothing of it (not a dropped connection, after which a commit cannot be ruled
+        out)."""
+        if self.is_sqlite:
+            return False
+        from imagegate.db.pg_hot import rolled_back
+
+        return rolled_back(exc)
+
     @property
     def hot(self) -> SqliteHot | PgHot:
         if self._hot is None:  # made on first use, inside the running event loop

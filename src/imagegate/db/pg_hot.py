@@ -40,6 +40,12 @@ DROPPED = (
 )
 
 
+def rolled_back(exc: Exception) -> bool:
+    """An error the server reported for a statement (which it rolled back), not a dropped
+    connection."""
+    return isinstance(exc, asyncpg.PostgresError) and not isinstance(exc, DROPPED)
+
+
 def conninfo(url: str) -> str:
     """A libpq connection string (psycopg, asyncpg) from the SQLAlchemy URL."""
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)

@@ -15,7 +15,7 @@ PostgreSQL (``from_json`` reads both), booleans as 0/1 or bool.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import text
@@ -84,6 +84,18 @@ def merged(*parts: Mapping[str, Any]) -> dict[str, Any]:
         assert all(params[name] == part[name] for name in shared), shared
         params.update(part)
     return params
+
+
+def unnest(name: str, types: Mapping[str, str]) -> str:
+    """PostgreSQL: a WITH query ``name`` with one row per element of array parameters, one per
+    column of ``types`` (column name: its SQL type), each parameter named as its column."""
+    arrays = ", ".join(f"CAST(:{column} AS {kind}[])" for column, kind in types.items())
+    return f"{name} AS (SELECT * FROM unnest({arrays}) AS r({', '.join(types)}))"
+
+
+def arrays(rows: Sequence[Mapping[str, Any]], columns: Iterable[str]) -> dict[str, list[Any]]:
+    """unnest()'s parameters: the values of each column of ``rows``, in order."""
+    return {column: [row[column] for row in rows] for column in columns}
 
 
 def to_json(value: Any) -> str | None:

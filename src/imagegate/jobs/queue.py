@@ -54,6 +54,26 @@ class JobQueue:
         await store.insert(tx, store.NewJob(queue, kind, with_request_id(args), run_at, now, lock))
         tx.after_commit(self.wake)
 
+    def job(
+        self,
+        kind: str,
+        args: dict[str, Any],
+        *,
+        queue: str,
+        lock: str | None = None,
+    ) -> store.NewJob:
+        """A job due now, as defer() would add it (with the current request's id): for
+        deferring_each, in a statement that may run outside this request."""
+        now = self.clock.now()
+        return store.NewJob(queue, kind, with_request_id(args), now, now, lock)
+
+    def deferring_each(self, tx: Tx, source: str, kind: str) -> tuple[str, dict[str, Any]]:
+        """PostgreSQL: a job of ``kind`` for each row of ``source``, a WITH query of the
+        caller's one statement with the columns of jobs/store.py's each_job: the SQL
+        expression and its parameters."""
+        tx.after_commit(self.wake)
+        return store.deferring_each(source, kind)
+
     def deferring(
         self,
         tx: Tx,

@@ -63,6 +63,29 @@ def deferring(source: str, job: NewJob) -> tuple[str, dict[str, Any]]:
     return f"(SELECT {_DEFER_CALL} FROM {source})", job.params()
 
 
+# PostgreSQL: one job per row of a WITH query, due now, from its columns EACH_JOB (each job's
+# queue, its lock, also its queueing lock, and its arguments as JSON text): one call of the
+# defer function for all of them.
+EACH_JOB = {"job_queue": "text", "job_lock": "text", "job_args": "text"}
+_DEFER_EACH = (
+    "(SELECT procrastinate_defer_jobs_v1(ARRAY(SELECT CAST(ROW(job_queue, :kind, 0, job_lock,"
+    " job_lock, CAST(job_args AS jsonb), NULL) AS procrastinate_job_to_defer_v1) FROM {source})))"
+)
+
+
+def each_job(job: NewJob) -> dict[str, Any]:
+    """A job's EACH_JOB columns (one due now: deferring_each defers no later job)."""
+    assert job.run_at <= job.now, job
+    return {"job_queue": job.queue, "job_lock": job.lock, "job_args": to_json(job.args)}
+
+
+def deferring_each(source: str, kind: str) -> tuple[str, dict[str, Any]]:
+    """PostgreSQL: a scalar subquery of a bigger statement that defers a job of ``kind`` for
+    each row of ``source`` (a WITH query with the columns EACH_JOB, see each_job); and its
+    parameters."""
+    return _DEFER_EACH.format(source=source), {"kind": kind}
+
+
 # The table worker's claim (SQLite; its writer is alone, so no row locks are needed): the due
 # jobs of its queues, oldest first, marked as its own in the statement that picks them.
 _CLAIM = (

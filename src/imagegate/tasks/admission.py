@@ -114,16 +114,16 @@ async def create_tasks(services: Services, admitted: Admitted, count: int) -> li
     now, caller, queue = services.clock.now(), admitted.caller, services.queue
     tasks = [service.new_task(caller, body, now, model, ratio) for _ in range(count)]
 
-    async def write_one(tx: Tx) -> bool:
-        return await service.create_task_in_one(tx, queue, tasks[0])
-
     async def write(tx: Tx) -> None:
         for task in tasks:
             await service.create_task(tx, queue, task, admitted.key)
 
+    grouped = services.creates
     one = count == 1 and service.fits_one_statement(services.db.dialect, caller, admitted.key)
-    if not (one and await services.db.write(write_one, one_statement=True)):
-        await services.db.write(write)  # (also when the one statement took no charge: it says why)
+    if not (one and grouped and await grouped.submit((tasks[0], service.run_job(queue, tasks[0])))):
+        await services.db.write(
+            write
+        )  # (also when the grouped statement took no charge: it says why)
     for task in tasks:
         record.task_created(model.name, task.input["rendering_speed"], task.price)
     return [task.id for task in tasks]

@@ -5,6 +5,7 @@ Services take a session and never commit; the caller owns the transaction.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -19,10 +20,12 @@ from imagegate.billing import store as ledger
 from imagegate.billing.plans import planned_price
 from imagegate.callbacks import service as callbacks
 from imagegate.catalog import CatalogModel
+from imagegate.db.database import Database
 from imagegate.db.models import Task
 from imagegate.db.sql import SessionTx, Tx
 from imagegate.errors import InvalidRequest, ModelNotFound, TaskNotFound
 from imagegate.jobs.queue import JobQueue
+from imagegate.jobs.store import EACH_JOB, NewJob, each_job
 from imagegate.keys.service import Principal
 from imagegate.keys.spend import check_spend
 from imagegate.tasks import idempotency, store
@@ -34,6 +37,7 @@ from imagegate.tasks.watch import announce
 T = TypeVar("T")
 
 RUN_TASK = "run_task"
+log = logging.getLogger(__name__)
 
 
 def admitted_model(
@@ -124,24 +128,57 @@ async def create_task(
 
 
 def fits_one_statement(dialect: str, principal: Principal, key: IdempotencyKey | None) -> bool:
-    """Whether create_task_in_one may take a create: PostgreSQL, no Idempotency-Key, a key with
+    """Whether create_tasks_in_one may take a create: PostgreSQL, no Idempotency-Key, a key with
     no spend limits (each of those needs statements of its own, and so does a low-balance
-    alert, which create_task_in_one checks in its statement)."""
+    alert, which create_tasks_in_one checks in its statement)."""
     return dialect == "postgresql" and key is None and not principal.spend
 
 
-async def create_task_in_one(tx: Tx, queue: JobQueue, task: NewTask) -> bool:
-    """create_task() as one statement (PostgreSQL; see fits_one_statement and Database.write's
-    ``one_statement``); False, writing nothing, when its charge was not taken (too few credits,
-    a key or account refused since it was read, or an account with a low-balance alert):
-    create_task then says why, or alerts."""
-    payer = task.principal
-    charge = ledger.charging(payer.account_id, payer.key_id, task.id, task.price, task.now)
+# A create that create_tasks_in_one takes: the task and its run's job (run_job).
+GroupedCreate = tuple[NewTask, NewJob]
+
+
+def run_job(queue: JobQueue, task: NewTask) -> NewJob:
+    """The job that runs ``task``, made in its create's request (jobs carry its id)."""
     args, lock = task.run_job
-    job = queue.deferring(
-        tx, store.INSERTED, RUN_TASK, args, queue=task.model.queue, run_at=task.now, lock=lock
-    )
-    return await store.insert_after(tx, store.After(*charge), job, **task.row())
+    return queue.job(RUN_TASK, args, queue=task.model.queue, lock=lock)
+
+
+async def create_tasks_in_one(
+    tx: Tx, queue: JobQueue, creates: Sequence[GroupedCreate]
+) -> set[str]:
+    """create_task() for each of ``creates`` in one statement (PostgreSQL; see
+    fits_one_statement and Database.write's ``one_statement``): the ids of the tasks created.
+    The others wrote nothing: their charge was not taken (too few credits for all of their
+    account's creates in the statement, a key or account refused since it was read, an account
+    with a low-balance alert), and create_task, in a transaction of each, says why or alerts."""
+    rows = [task.row() | each_job(job) for task, job in creates]
+    charging = ledger.charging_each(store.ASKED)
+    defer = queue.deferring_each(tx, ledger.PAID, RUN_TASK)
+    return set(await store.insert_each(tx, rows, EACH_JOB, charging, ledger.PAID, defer))
+
+
+async def write_grouped(
+    db: Database, queue: JobQueue, creates: Sequence[GroupedCreate]
+) -> list[bool]:
+    """create_tasks_in_one() as a write of its own (db/grouped.py's Grouped runs it for
+    concurrent creates): whether each was created. When the database refused the statement
+    (which then kept nothing), none was: each create's own transaction meets the refusal alone.
+    """
+
+    async def write(tx: Tx) -> set[str]:
+        return await create_tasks_in_one(tx, queue, creates)
+
+    try:
+        created = await db.write(write, one_statement=True)
+    except Exception as exc:
+        if not db.rolled_back(exc):
+            raise
+        log.warning(
+            "%d creates in one statement were refused (%r); each runs alone", len(creates), exc
+        )
+        created = set()
+    return [task.id in created for task, _ in creates]
 
 
 _TASK_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")

@@ -4,11 +4,12 @@ a task's run: starting it and completing it (tasks/jobs.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from imagegate.catalog.store import VERSION_COLUMN
-from imagegate.db.sql import Row, Tx, from_json, merged, to_json
+from imagegate.db.sql import Row, Tx, arrays, from_json, merged, to_json, unnest
 from imagegate.keys.store import CALLER_WIDTH, caller_query
 from imagegate.tasks.status import TaskStatus
 
@@ -179,36 +180,43 @@ async def insert(tx: Tx, **task: Any) -> None:
     await tx.run(_INSERT, _params(task))
 
 
-def _params(task: dict[str, Any]) -> dict[str, Any]:
+def _params(task: Mapping[str, Any]) -> dict[str, Any]:
     """insert()'s parameters: the task's columns, its input as JSON."""
     return {**task, "input": to_json(task["input"])}
 
 
-INSERTED = "task"  # the WITH query of insert_after() that returns the inserted task's id
+# PostgreSQL, tasks added in one statement (tasks/service.py's create_tasks_in_one): ASKED, a
+# WITH query of one row per task from arrays (db/sql.py's unnest), each task's columns and more
+# that the statement's other WITH queries read; INSERTED, the tasks that those let through.
+ASKED = "asked"
+INSERTED = "task"
+_TYPES = {
+    "id": "varchar", "account_id": "varchar", "key_id": "varchar", "model": "text", "input": "json",
+    "callback_url": "text", "price": "bigint", "created_at": "float8", "reported_model": "text",
+}  # fmt: skip
+_EACH_VALUES = _VALUES.replace(":", "")  # (the same values, from columns)
 
 
-@dataclass(frozen=True)
-class After:
-    """What a task's insert waits for, in one statement (PostgreSQL): WITH queries, the name of
-    the one that has a row when the task is to be inserted, and their parameters."""
-
-    steps: str
-    source: str
-    params: dict[str, Any]
-
-
-async def insert_after(
-    tx: Tx, after: After, column: tuple[str, dict[str, Any]], **task: Any
-) -> bool:
-    """PostgreSQL, one statement: insert()'s task once ``after`` has a row, then ``column`` (an
-    expression and its parameters) computed from the inserted task as the WITH query INSERTED;
-    whether the task was inserted."""
+async def insert_each(
+    tx: Tx,
+    tasks: Sequence[Mapping[str, Any]],
+    more: Mapping[str, str],
+    steps: str,
+    source: str,
+    column: tuple[str, dict[str, Any]],
+) -> list[str]:
+    """PostgreSQL, one statement: ASKED, a row for each of ``tasks`` (insert()'s columns and
+    ``more``'s, column: SQL type); ``steps``, WITH queries that read it; insert()'s task for each
+    row of ``source`` (one of them), as INSERTED; and ``column`` (an expression and its
+    parameters, computed once). The ids of the tasks inserted."""
     expression, params = column
+    types = _TYPES | dict(more)
     sql = (
-        f"WITH {after.steps}, {INSERTED} AS ({_INSERT_INTO} SELECT {_VALUES} FROM {after.source}"
-        f" RETURNING id) SELECT {expression} FROM {after.source}"
+        f"WITH {unnest(ASKED, types)}, {steps}, {INSERTED} AS ({_INSERT_INTO} SELECT"
+        f" {_EACH_VALUES} FROM {source} RETURNING id) SELECT id, {expression} FROM {INSERTED}"
     )
-    return await tx.one(sql, merged(_params(task), after.params, params)) is not None
+    rows = await tx.all(sql, merged(arrays([_params(task) for task in tasks], types), params))
+    return [row[0] for row in rows]
 
 
 async def creator(tx: Tx, key_hash: str) -> Row | None:

@@ -43,6 +43,7 @@ from imagegate.storage.setup import build_store
 from imagegate.storage.thumbnails import THUMBNAILS
 from imagegate.tasks import idempotency
 from imagegate.tasks.jobs import TaskRunner
+from imagegate.tasks.reads import CallerReads
 from imagegate.tasks.service import RUN_TASK, GroupedCreate, write_grouped
 from imagegate.tasks.watch import TaskWatch
 from imagegate.users.throttle import AttemptThrottle, LoginThrottle
@@ -69,6 +70,7 @@ class Services:
     catalog: Catalogue  # the models offered, as of the catalogue's latest version
     # PostgreSQL: plain creates that arrive together, charged and added in one statement.
     creates: Grouped[GroupedCreate, bool] | None
+    reads: CallerReads  # the request path's first read (grouped on PostgreSQL)
     workers: list[Worker | ProcrastinateWorker] = field(default_factory=list)
     procrastinate: ProcrastinateJobs | None = None  # PostgreSQL: the job engine, once started
     _following: asyncio.Task[None] | None = None  # new task queues get a pool (PostgreSQL)
@@ -170,6 +172,7 @@ def build_services(
         watch=TaskWatch(db),
         catalog=Catalogue(db),
         creates=None if db.is_sqlite else grouped_creates(db, queue),
+        reads=CallerReads(db),
         redeem_throttle=AttemptThrottle(
             rate_limiter.storage,
             settings.redeem_attempts_per_account,

@@ -4,6 +4,7 @@ same answer: status, body and headers."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -66,3 +67,38 @@ async def test_a_create_on_the_hot_path_answers_and_charges_as_through_fastapi(
         assert created.status_code == 200
         assert set(created.json()["data"]) == {"taskId"}
     assert await server.ledger(rich) == (1000 - 2 * 28, 1000 - 2 * 28)
+
+
+async def test_requests_read_together_each_get_their_own_caller_and_task(server: Server) -> None:
+    """On PostgreSQL the reads of requests that arrive together go in one statement
+    (tasks/reads.py): each request still gets its own key's answer and its own task."""
+    accounts = [await server.account(credits=1000) for _ in range(3)]
+    tasks = [(await server.create(account)).json()["data"]["taskId"] for account in accounts]
+    nobody = {"Authorization": "Bearer sk-nope"}
+    asked: list[tuple[dict[str, str], str, int]] = []
+    for n, account in enumerate(accounts):
+        asked += [(account.headers, tasks[n], 200), (account.headers, tasks[n - 1], 404)]
+        asked += [(nobody, tasks[n], 401)]
+    asked *= 4
+
+    async def get(headers: dict[str, str], task_id: str) -> httpx.Response:
+        return await server.http.get(f"/v1/tasks/{task_id}", headers=headers)
+
+    async def create(n: int) -> httpx.Response:
+        return await server.create(accounts[n % len(accounts)])
+
+    answers = await asyncio.gather(
+        *(get(headers, task_id) for headers, task_id, _ in asked),
+        *(create(n) for n in range(12)),
+    )
+    for (_, task_id, status), answer in zip(asked, answers, strict=False):
+        assert answer.status_code == status, answer.text
+        if status == 200:
+            assert answer.json()["id"] == task_id
+    created = answers[len(asked) :]
+    assert [answer.status_code for answer in created] == [200] * 12
+    for account in accounts:
+        balance, entries = await server.ledger(account)
+        assert balance == entries
+        shown = await server.http.get("/v1/credits", headers=account.headers)
+        assert shown.json()["data"]["credits"] == balance

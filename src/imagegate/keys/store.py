@@ -12,12 +12,24 @@ CALLER_COLUMNS = (
 CALLER_WIDTH = 11
 
 
+_KEY_AND_ACCOUNT = "api_keys k JOIN accounts a ON a.id = k.account_id"
+
+
 def caller_query(columns: str = "", join: str = "") -> str:
     """The statement that finds a key by ``:hash`` with its account; ``columns`` and ``join``
     add another aggregate's row to the same round trip (GET /v1/tasks/{id} adds the task)."""
     return (
-        f"SELECT {CALLER_COLUMNS}{columns} FROM api_keys k"
-        f" JOIN accounts a ON a.id = k.account_id{join} WHERE k.key_hash = :hash"
+        f"SELECT {CALLER_COLUMNS}{columns} FROM {_KEY_AND_ACCOUNT}{join} WHERE k.key_hash = :hash"
+    )
+
+
+def callers_query(asked: str, columns: str = "", join: str = "") -> str:
+    """PostgreSQL: caller_query() for many callers in one statement (tasks/reads.py), each a row
+    of ``asked``, a WITH query with the columns n (its place) and hash: a row for each key
+    found, its n first."""
+    return (
+        f"SELECT {asked}.n, {CALLER_COLUMNS}{columns} FROM {asked}"
+        f" JOIN ({_KEY_AND_ACCOUNT}) ON k.key_hash = {asked}.hash{join}"
     )
 
 

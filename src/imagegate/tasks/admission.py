@@ -17,7 +17,6 @@ from imagegate.keys.store import CALLER_WIDTH
 from imagegate.metrics import record
 from imagegate.services import Services
 from imagegate.tasks import idempotency, service
-from imagegate.tasks import store as tasks_store
 from imagegate.tasks.schemas import CreateTaskRequest, parse_create_request
 from imagegate.tasks.service import admitted_model
 
@@ -43,7 +42,7 @@ async def admit_creator(request: Request, services: Services) -> Creator:
     """The key (401), its IP allowlist (403) and rate limit (429) (keys/auth.py's admit), from
     one statement that also reads the catalogue's version and the account's plan."""
     hashed = key_hash(services.hasher, request.headers.get("authorization"))
-    row = await services.db.read(lambda tx: tasks_store.creator(tx, hashed))
+    row = await services.reads.creator(hashed)
     caller = await admit(request, services, row)
     assert row is not None
     version, plan_ratio = row[CALLER_WIDTH:]

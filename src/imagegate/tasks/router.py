@@ -166,7 +166,7 @@ async def get_task(request: Request) -> Any:
     services: Services = request.app.state.services
     hashed = key_hash(services.hasher, request.headers.get("authorization"))
     wanted = service.task_id_or_none(taskId) or ""
-    row = await services.db.read(lambda tx: store.caller_and_task(tx, hashed, wanted))
+    row = await services.reads.caller_and_task(hashed, wanted)
     caller = await admit(request, services, row)  # the key, its IP allowlist and rate limit first
     assert row is not None  # admit() refuses an unknown key
     task = service.visible(store.view_of(row), taskId)

@@ -10,7 +10,7 @@ from typing import Any
 
 from imagegate.catalog.store import VERSION_COLUMN
 from imagegate.db.sql import Row, Tx, arrays, from_json, merged, to_json, unnest
-from imagegate.keys.store import CALLER_WIDTH, caller_query
+from imagegate.keys.store import CALLER_WIDTH, caller_query, callers_query
 from imagegate.tasks.status import TaskStatus
 
 _INSERT_INTO = (
@@ -23,6 +23,9 @@ _VALUES = (
 )
 _INSERT = f"{_INSERT_INTO} VALUES ({_VALUES})"
 
+# PostgreSQL: a statement's WITH query of one row per element of its array parameters.
+ASKED = "asked"
+
 # A task as the API shows it (TaskView), from the tasks table as ``t``.
 VIEW_COLUMNS = (
     "t.id, t.status, t.model, t.created_at, t.completed_at, t.output_urls, t.error_code,"
@@ -30,15 +33,26 @@ VIEW_COLUMNS = (
 )
 
 # The caller and the task in one round trip: the task only when it is the caller's account's.
-_CALLER_AND_TASK = caller_query(
-    ", " + VIEW_COLUMNS,
-    " LEFT JOIN tasks t ON t.id = :task_id AND t.account_id = k.account_id",
-)
+_TASK_JOIN = " LEFT JOIN tasks t ON t.id = {task_id} AND t.account_id = k.account_id"
+_CALLER_AND_TASK = caller_query(", " + VIEW_COLUMNS, _TASK_JOIN.format(task_id=":task_id"))
 
 # A create's caller: the key and account (keys/store.py), then the catalogue's version
 # (catalog/cache.py) and the ratio of the account's price plan (billing/plans.py), if any.
-_CREATOR = caller_query(
-    f", {VERSION_COLUMN}, p.ratio", " LEFT JOIN price_plans p ON p.name = a.price_plan"
+_CREATOR_COLUMNS = f", {VERSION_COLUMN}, p.ratio"
+_PLAN_JOIN = " LEFT JOIN price_plans p ON p.name = a.price_plan"
+_CREATOR = caller_query(_CREATOR_COLUMNS, _PLAN_JOIN)
+
+# PostgreSQL: the same reads for many requests in one statement (tasks/reads.py), each request's
+# parameters a row of the WITH query ASKED (with its place, n).
+_CREATORS_ASKED = {"n": "int", "hash": "text"}
+_CREATORS = (
+    f"WITH {unnest(ASKED, _CREATORS_ASKED)} {callers_query(ASKED, _CREATOR_COLUMNS, _PLAN_JOIN)}"
+)
+_WITH_TASKS_ASKED = {"n": "int", "hash": "text", "task_id": "varchar"}
+_TASKS_JOIN = _TASK_JOIN.format(task_id=f"{ASKED}.task_id")
+_CALLERS_AND_TASKS = (
+    f"WITH {unnest(ASKED, _WITH_TASKS_ASKED)}"
+    f" {callers_query(ASKED, ', ' + VIEW_COLUMNS, _TASKS_JOIN)}"
 )
 
 _SPENT = (
@@ -188,7 +202,6 @@ def _params(task: Mapping[str, Any]) -> dict[str, Any]:
 # PostgreSQL, tasks added in one statement (tasks/service.py's create_tasks_in_one): ASKED, a
 # WITH query of one row per task from arrays (db/sql.py's unnest), each task's columns and more
 # that the statement's other WITH queries read; INSERTED, the tasks that those let through.
-ASKED = "asked"
 INSERTED = "task"
 _TYPES = {
     "id": "varchar", "account_id": "varchar", "key_id": "varchar", "model": "text", "input": "json",
@@ -223,6 +236,25 @@ async def creator(tx: Tx, key_hash: str) -> Row | None:
     """The caller's row (keys/store.py) followed by the catalogue's version and the account's
     plan ratio (None: list prices), or None when no key has that hash."""
     return await tx.one(_CREATOR, {"hash": key_hash})
+
+
+async def creators(tx: Tx, key_hashes: Sequence[str]) -> list[Row | None]:
+    """PostgreSQL: creator() for each of ``key_hashes``, in one statement."""
+    asked = [{"n": n, "hash": hashed} for n, hashed in enumerate(key_hashes)]
+    return _in_place(await tx.all(_CREATORS, arrays(asked, _CREATORS_ASKED)), len(asked))
+
+
+async def callers_and_tasks(tx: Tx, asked: Sequence[tuple[str, str]]) -> list[Row | None]:
+    """PostgreSQL: caller_and_task() for each (key hash, task id) of ``asked``, in one
+    statement."""
+    rows = [{"n": n, "hash": hashed, "task_id": task} for n, (hashed, task) in enumerate(asked)]
+    return _in_place(await tx.all(_CALLERS_AND_TASKS, arrays(rows, _WITH_TASKS_ASKED)), len(rows))
+
+
+def _in_place(rows: list[Row], count: int) -> list[Row | None]:
+    """A grouped read's rows (each its place n first) as the row of each place, or None."""
+    found = {row[0]: row[1:] for row in rows}
+    return [found.get(n) for n in range(count)]
 
 
 async def caller_and_task(tx: Tx, key_hash: str, task_id: str) -> Row | None:

@@ -1,9 +1,10 @@
 """Where a create's write goes on PostgreSQL, outside HTTP: the charging transaction as
 tasks/service.py writes it (the task, its job through procrastinate's defer function, the charge
 with its ledger entry), built up part by part, then as the one statement a plain create is
-(tasks/service.py's create_tasks_in_one, with one create), run on the request path's connections
-(db/pg_hot.py). Per transaction: wall time, the server backend's CPU (read from /proc: the
-server must run on this machine) and this process's CPU.
+(tasks/service.py's create_tasks_in_one, with one create), and as the grouped statement that
+carries the creates of several requests, run on the request path's connections (db/pg_hot.py).
+Per create: wall time, the server backend's CPU (read from /proc: the server must run on this
+machine) and this process's CPU.
 
 One connection, one after another: what each part costs. Then 10 connections at once on one
 account, as the throughput benchmark's 1-account row loads it.
@@ -35,7 +36,7 @@ from imagegate.tasks import store as tasks
 from imagegate.tasks.schemas import parse_create_request
 from procs import backend, provision
 
-CREATES = 1_000
+CREATES = 1_600  # (a multiple of 10 connections times the biggest group, 32)
 _QUEUE = IDEOGRAM_V4.queue
 Part = Callable[[Tx, str, str, str], Awaitable[object]]
 
@@ -59,20 +60,32 @@ async def _charge(tx: Tx, task_id: str, account: str, key: str) -> object:
     return await ledger.charge(tx, account, key, task_id, 16, time.time())
 
 
-async def _in_one(tx: Tx, task_id: str, account: str, key: str) -> object:
-    now, queue = time.time(), JobQueue(Clock())
-    body = parse_create_request(b'{"model": "ideogram-v4", "input": {"prompt": "bench"}}')
-    task = service.new_task(Principal(key, account), body, now, IDEOGRAM_V4)
-    return await service.create_tasks_in_one(tx, queue, [(task, service.run_job(queue, task))])
+def _in_one(size: int) -> Part:
+    """The creates of ``size`` requests in one statement (tasks/service.py), as the grouped
+    write sends them."""
+
+    async def part(tx: Tx, task_id: str, account: str, key: str) -> object:
+        now, queue = time.time(), JobQueue(Clock())
+        body = parse_create_request(b'{"model": "ideogram-v4", "input": {"prompt": "bench"}}')
+        tasks = [
+            service.new_task(Principal(key, account), body, now, IDEOGRAM_V4) for _ in range(size)
+        ]
+        creates = [(task, service.run_job(queue, task)) for task in tasks]
+        return await service.create_tasks_in_one(tx, queue, creates)
+
+    return part
 
 
 WHOLE = "the whole create as one statement (tasks/service.py), without BEGIN and COMMIT"
-STEPS: list[tuple[str, list[Part]]] = [
-    ("BEGIN + COMMIT alone", []),
-    ("+ the task", [_task]),
-    ("+ its job (procrastinate's defer)", [_task, _job]),
-    ("+ the charge and its ledger entry (the whole create)", [_task, _job, _charge]),
-    (WHOLE, [_in_one]),
+# (row, parts, creates per statement: 0 for a transaction of the parts, one create)
+STEPS: list[tuple[str, list[Part], int]] = [
+    ("BEGIN + COMMIT alone", [], 0),
+    ("+ the task", [_task], 0),
+    ("+ its job (procrastinate's defer)", [_task, _job], 0),
+    ("+ the charge and its ledger entry (the whole create)", [_task, _job, _charge], 0),
+    (WHOLE, [_in_one(1)], 1),
+    ("the creates of 8 requests in one statement (per create)", [_in_one(8)], 8),
+    ("the creates of 32 requests in one statement (per create)", [_in_one(32)], 32),
 ]
 
 
@@ -85,7 +98,9 @@ def _ticks(pids: list[int]) -> int:
     return total
 
 
-async def _run(hot: PgHot, parts: list[Part], account: str, key: str, workers: int) -> None:
+async def _run(
+    hot: PgHot, parts: list[Part], account: str, key: str, workers: int, size: int = 0
+) -> None:
     async def one() -> None:
         task_id = str(uuid.uuid4())
 
@@ -93,10 +108,10 @@ async def _run(hot: PgHot, parts: list[Part], account: str, key: str, workers: i
             for part in parts:
                 await part(tx, task_id, account, key)
 
-        await hot.write(op, one_statement=parts == [_in_one])
+        await hot.write(op, one_statement=size > 0)
 
     async def worker() -> None:
-        for _ in range(CREATES // workers):
+        for _ in range(CREATES // workers // max(size, 1)):
             await one()
 
     await asyncio.gather(*(worker() for _ in range(workers)))
@@ -106,7 +121,7 @@ async def _measure(url: str, account: str, key: str) -> None:
     tick = 1e6 / os.sysconf("SC_CLK_TCK")
     print("| transaction | connections | per second | wall µs | server CPU µs | client CPU µs |")
     print("| --- | --- | --- | --- | --- | --- |")
-    for workers, steps in ((1, STEPS), (10, STEPS[-2:])):
+    for workers, steps in ((1, STEPS), (10, STEPS[3:])):
         hot = PgHot(url, workers)
         await _run(hot, [], account, key, workers)  # open the connections
         rows = await hot.read(lambda tx: tx.all(
@@ -114,10 +129,10 @@ async def _measure(url: str, account: str, key: str) -> None:
             " AND backend_type = 'client backend'"
         ))  # fmt: skip
         pids = [row[0] for row in rows]
-        for name, parts in steps:
-            await _run(hot, parts, account, key, workers)  # warm: statements prepared
+        for name, parts, size in steps:
+            await _run(hot, parts, account, key, workers, size)  # warm: statements prepared
             ticks, mine, started = _ticks(pids), resource.getrusage(0), time.perf_counter()
-            await _run(hot, parts, account, key, workers)
+            await _run(hot, parts, account, key, workers, size)
             took = time.perf_counter() - started
             after = resource.getrusage(0)
             client = (after.ru_utime - mine.ru_utime + after.ru_stime - mine.ru_stime) * 1e6

@@ -71,7 +71,9 @@ def _in_one(size: int) -> Part:
             service.new_task(Principal(key, account), body, now, IDEOGRAM_V4) for _ in range(size)
         ]
         creates = [(task, service.run_job(queue, task)) for task in tasks]
-        return await service.create_tasks_in_one(tx, queue, creates)
+        created = await service.create_tasks_in_one(tx, queue, creates)
+        assert len(created) == size, "a create was not charged"
+        return created
 
     return part
 

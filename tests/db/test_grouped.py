@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from imagegate.db.grouped import Grouped
+from imagegate.db.grouped import Grouped, GroupStopped
 
 
 class Writes:
@@ -79,3 +79,23 @@ async def test_a_caller_gone_before_its_group_was_sent_is_left_out() -> None:
     assert await stays == 30
     assert gone.cancelled()
     assert writes.groups == [[1], [3]]
+
+
+async def test_callers_get_an_error_when_the_writer_is_stopped() -> None:
+    """A writer cancelled mid-write (a shutdown): its group's callers and those waiting for the
+    next group get an error of their own instead of waiting for ever."""
+    writes = Writes()
+    grouped = Grouped(writes, most=10)
+    writing = asyncio.create_task(grouped.submit(1))
+    await started(writes, 1)
+    waiting = asyncio.create_task(grouped.submit(2))
+    await asyncio.sleep(0)
+    writer = grouped._writer
+    assert writer is not None
+    writer.cancel()
+    async with asyncio.timeout(5):  # (before, the waiting caller waited for ever)
+        for caller in (writing, waiting):
+            with pytest.raises(GroupStopped):
+                await caller
+    writes.release.set()
+    assert await grouped.submit(3) == 30  # a new writer for what comes next

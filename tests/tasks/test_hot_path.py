@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from harness import Server
+from imagegate.catalog import IDEOGRAM_V4
 
 # Headers that differ between any two responses.
 _PER_RESPONSE = {"date", "x-request-id", "x-ratelimit-remaining", "x-ratelimit-reset"}
@@ -97,8 +98,9 @@ async def test_requests_read_together_each_get_their_own_caller_and_task(server:
             assert answer.json()["id"] == task_id
     created = answers[len(asked) :]
     assert [answer.status_code for answer in created] == [200] * 12
-    for account in accounts:
+    price = IDEOGRAM_V4.price("BALANCED")  # the default speed's
+    for account in accounts:  # its first task and 4 of the 12: charged once each, exactly
         balance, entries = await server.ledger(account)
-        assert balance == entries
+        assert balance == entries == 1000 - 5 * price
         shown = await server.http.get("/v1/credits", headers=account.headers)
         assert shown.json()["data"]["credits"] == balance

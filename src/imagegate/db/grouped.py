@@ -35,23 +35,26 @@ class Grouped(Generic[Item, R]):
         return await future
 
     async def _drain(self) -> None:
+        group: list[tuple[Item, asyncio.Future[R]]] = []
         try:
             while self._waiting:
                 taken, self._waiting = self._waiting[: self._most], self._waiting[self._most :]
-                await self._write_group([(item, f) for item, f in taken if not f.done()])
+                group = [(item, future) for item, future in taken if not future.done()]
+                if group:
+                    await self._write_group(group)
         finally:
             self._writer = None
+            # Stopped (cancelled at shutdown, or worse): no caller waits for a writer that is
+            # gone; they get an error of their own, not a cancellation that is not theirs.
+            for _, future in group + self._waiting:
+                if not future.done():
+                    future.set_exception(GroupStopped("the group's write was stopped"))
+            self._waiting = []
 
     async def _write_group(self, group: list[tuple[Item, asyncio.Future[R]]]) -> None:
-        if not group:
-            return
         try:
             results = await self._write([item for item, _ in group])
-        except asyncio.CancelledError:
-            for _, future in group:
-                future.cancel()
-            raise
-        except Exception as exc:  # each caller gets it
+        except Exception as exc:  # each caller of the group gets it
             for _, future in group:
                 if not future.done():
                     future.set_exception(exc)
@@ -59,3 +62,7 @@ class Grouped(Generic[Item, R]):
         for (_, future), result in zip(group, results, strict=True):
             if not future.done():
                 future.set_result(result)
+
+
+class GroupStopped(RuntimeError):
+    """The writer stopped before it wrote the caller's group."""

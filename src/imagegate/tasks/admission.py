@@ -117,12 +117,11 @@ async def create_tasks(services: Services, admitted: Admitted, count: int) -> li
         for task in tasks:
             await service.create_task(tx, queue, task, admitted.key)
 
-    grouped = services.creates
-    one = count == 1 and service.fits_one_statement(services.db.dialect, caller, admitted.key)
-    if not (one and grouped and await grouped.submit((tasks[0], service.run_job(queue, tasks[0])))):
-        await services.db.write(
-            write
-        )  # (also when the grouped statement took no charge: it says why)
+    grouped, written = services.creates, False
+    if grouped and count == 1 and service.fits_one_statement(caller, admitted.key):
+        written = await grouped.submit((tasks[0], service.run_job(queue, tasks[0])))
+    if not written:  # (also when the grouped statement took no charge: the transaction says why)
+        await services.db.write(write)
     for task in tasks:
         record.task_created(model.name, task.input["rendering_speed"], task.price)
     return [task.id for task in tasks]

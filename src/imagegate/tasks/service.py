@@ -127,11 +127,11 @@ async def create_task(
     return task.id
 
 
-def fits_one_statement(dialect: str, principal: Principal, key: IdempotencyKey | None) -> bool:
-    """Whether create_tasks_in_one may take a create: PostgreSQL, no Idempotency-Key, a key with
-    no spend limits (each of those needs statements of its own, and so does a low-balance
+def fits_one_statement(principal: Principal, key: IdempotencyKey | None) -> bool:
+    """Whether create_tasks_in_one (PostgreSQL) may take a create: no Idempotency-Key, a key
+    with no spend limits (each of those needs statements of its own, and so does a low-balance
     alert, which create_tasks_in_one checks in its statement)."""
-    return dialect == "postgresql" and key is None and not principal.spend
+    return key is None and not principal.spend
 
 
 # A create that create_tasks_in_one takes: the task and its run's job (run_job).
@@ -174,7 +174,9 @@ async def write_grouped(
     except Exception as exc:
         if not db.rolled_back(exc):
             raise
-        log.warning(
+        # (Rare: an account deleted meanwhile, say. An error, so that a fault of the statement
+        # itself, which would send every create the long way, is seen.)
+        log.error(
             "%d creates in one statement were refused (%r); each runs alone", len(creates), exc
         )
         created = set()

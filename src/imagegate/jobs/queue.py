@@ -49,9 +49,7 @@ class JobQueue:
         with the same ``lock`` never run at once, and only one of them waits at a time."""
         if isinstance(tx, AsyncSession):
             tx = SessionTx(tx)
-        now = self.clock.now()
-        run_at = now if run_at is None else run_at
-        await store.insert(tx, store.NewJob(queue, kind, with_request_id(args), run_at, now, lock))
+        await store.insert(tx, self.job(kind, args, queue=queue, run_at=run_at, lock=lock))
         tx.after_commit(self.wake)
 
     def job(
@@ -60,12 +58,15 @@ class JobQueue:
         args: dict[str, Any],
         *,
         queue: str,
+        run_at: float | None = None,
         lock: str | None = None,
     ) -> store.NewJob:
-        """A job due now, as defer() would add it (with the current request's id): for
-        deferring_each, in a statement that may run outside this request."""
+        """The job defer() adds, runnable at ``run_at`` (default: now), its arguments with the
+        current request's id; made in the request also for deferring_each, whose statement may
+        run outside it."""
         now = self.clock.now()
-        return store.NewJob(queue, kind, with_request_id(args), now, now, lock)
+        due = now if run_at is None else run_at
+        return store.NewJob(queue, kind, with_request_id(args), due, now, lock)
 
     def deferring_each(self, tx: Tx, source: str, kind: str) -> tuple[str, dict[str, Any]]:
         """PostgreSQL: a job of ``kind`` for each row of ``source``, a WITH query of the
@@ -88,6 +89,4 @@ class JobQueue:
         """PostgreSQL: defer() as part of the caller's one statement, once when ``source`` (a
         WITH query of it) has a row: the SQL expression and its parameters (jobs/store.py)."""
         tx.after_commit(self.wake)
-        now = self.clock.now()
-        job = store.NewJob(queue, kind, with_request_id(args), run_at, now, lock)
-        return store.deferring(source, job)
+        return store.deferring(source, self.job(kind, args, queue=queue, run_at=run_at, lock=lock))

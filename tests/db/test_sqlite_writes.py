@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness import BACKEND, wait_for
+from imagegate.db import sqlite_hot
 from imagegate.db.database import Database
 from imagegate.db.migrate import upgrade
 from imagegate.db.sql import Tx
@@ -76,3 +77,32 @@ async def test_the_loop_stays_free_while_another_process_holds_the_lock(db: Data
 async def waiting_for_the_lock() -> bool:
     """Whether a thread is waiting for the write lock (db/sqlite_hot.py's _begin_waiting)."""
     return any(f.f_code.co_name == "_begin_waiting" for f in sys._current_frames().values())
+
+
+async def test_the_wal_starts_over_while_writes_go_on(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkpoint copies the frames written before it began; SQLite writes the WAL from its
+    start again only once every frame was copied. Under writes that never pause, the writer
+    copies the rest itself after each checkpoint, so the WAL stays small (it grew by every
+    commit's pages before: 250 MB in 10 s of creates)."""
+    monkeypatch.setattr(sqlite_hot, "CHECKPOINT_EVERY", 5)
+    page = "x" * 4000
+    for n in range(3000):
+        await db.write(put(f"k{n}", page))
+    # Each commit writes about four pages (the row's, its overflow page, the key's index): a
+    # WAL that never started over would hold 12,000 of them (50 MB); it holds about 500 here.
+    assert wal_size(db) < 3000 * 4096
+
+
+def put(key: str, value: str):  # type: ignore[no-untyped-def]
+    async def op(tx: Tx) -> None:
+        await tx.run(
+            "INSERT INTO meta (key, value) VALUES (:key, :value)", {"key": key, "value": value}
+        )
+
+    return op
+
+
+def wal_size(db: Database) -> int:
+    return Path(db.hot._path + "-wal").stat().st_size

@@ -1,19 +1,29 @@
-"""How long a full garbage collection stops an `imagegate serve` process once started, before and
-after heap.settle() (gc.freeze; `imagegate serve` and `imagegate worker` call it after start-up).
+"""The garbage collector in an `imagegate serve` process: how long a full collection stops it
+before and after heap.settle() (gc.freeze; `imagegate serve` and `imagegate worker` call it
+after start-up), and how much of each create its young collections take at Python's threshold
+(700) and at heap.YOUNGEST, which settle() sets.
 
     .venv/bin/python bench/gc_pause.py
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
+import hot_path_cost
 from imagegate import heap
 from imagegate.app import create_app
+from imagegate.billing import service as billing
 from imagegate.config import Settings
+from imagegate.keys.service import create_key
+
+CREATES = 8_000
+AT_ONCE = 32  # creates in flight, as wrk's 32 connections keep them (bench/run.py)
 
 
 def _full_collection_ms() -> float:
@@ -23,6 +33,49 @@ def _full_collection_ms() -> float:
         gc.collect()
         best = min(best, (time.perf_counter() - started) * 1000)
     return best
+
+
+class Collections:
+    """The collections that run meanwhile, and the time they take (gc.callbacks)."""
+
+    def __init__(self) -> None:
+        self.count, self.seconds, self._started = 0, 0.0, 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.count += 1
+            self.seconds += time.perf_counter() - self._started
+
+
+async def _young_collections() -> None:
+    """Creates through the whole ASGI app in this process (bench/hot_path_cost.py), AT_ONCE in
+    flight, at each threshold (one at a time, a create frees all it made before the next)."""
+    hot_path_cost.CALLS = CREATES // AT_ONCE
+    with tempfile.TemporaryDirectory() as data:
+        settings = Settings(data_dir=Path(data), rate_limit_per_minute=10**9, access_log=False)
+        app = create_app(settings, run_worker=False)
+        async with app.router.lifespan_context(app):
+            services = app.state.services
+            async with services.db.transaction() as session:
+                account = await billing.create_account(session, "bench", 10**9, 0.0)
+                _, key = await create_key(session, services.hasher, account.id, "", 0.0)
+            path = "/v1/images/generations"
+            await hot_path_cost._per_call(app, "POST", path, b"", key)  # warm
+            heap.settle()
+            print(f"\n| threshold of the youngest generation | collections per {CREATES:,}"
+                  f" creates, {AT_ONCE} at a time | µs of each create in them |"
+                  "\n| --- | --- | --- |")  # fmt: skip
+            _, older, oldest = gc.get_threshold()
+            for young in (700, heap.YOUNGEST):
+                gc.set_threshold(young, older, oldest)
+                seen = Collections()
+                gc.callbacks.append(seen)
+                await asyncio.gather(*[hot_path_cost._per_call(app, "POST", path, b"", key)
+                                       for _ in range(AT_ONCE)])  # fmt: skip
+                gc.callbacks.remove(seen)
+                print(f"| {young:,} | {seen.count:,} | {seen.seconds / CREATES * 1e6:.1f} |")
 
 
 if __name__ == "__main__":
@@ -36,3 +89,4 @@ if __name__ == "__main__":
     print(f"| after start-up | {tracked:,} | {before:.1f} ms |")
     walked, frozen = len(gc.get_objects()), gc.get_freeze_count()
     print(f"| after heap.settle() ({frozen:,} frozen) | {walked:,} | {after:.2f} ms |")
+    asyncio.run(_young_collections())

@@ -171,7 +171,7 @@ async def get_task(request: Request) -> Any:
     assert row is not None  # admit() refuses an unknown key
     task = service.visible(store.view_of(row), taskId)
     about_task(task.id)
-    if request.url.query:
+    if request.scope["query_string"]:  # (request.url would parse the whole URL first)
         wait = wait_seconds(request.query_params.get("wait"), "'wait'")
         if wait is not None:
             task = await until_final(services, caller.account_id, task, wait)

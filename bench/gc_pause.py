@@ -49,10 +49,20 @@ class Collections:
             self.seconds += time.perf_counter() - self._started
 
 
+async def _client(app: Any, key: str) -> None:
+    """One connection's creates, one after another, each in a task of its own as uvicorn runs
+    each request."""
+    for _ in range(CREATES // AT_ONCE):
+        await asyncio.create_task(
+            hot_path_cost._per_call(app, "POST", "/v1/images/generations", b"", key)
+        )
+
+
 async def _young_collections() -> None:
     """Creates through the whole ASGI app in this process (bench/hot_path_cost.py), AT_ONCE in
-    flight, at each threshold (one at a time, a create frees all it made before the next)."""
-    hot_path_cost.CALLS = CREATES // AT_ONCE
+    flight, at each threshold (one at a time, a create frees all it made before the next and
+    the collector never runs)."""
+    hot_path_cost.CALLS = 1
     with tempfile.TemporaryDirectory() as data:
         settings = Settings(data_dir=Path(data), rate_limit_per_minute=10**9, access_log=False)
         app = create_app(settings, run_worker=False)
@@ -61,8 +71,7 @@ async def _young_collections() -> None:
             async with services.db.transaction() as session:
                 account = await billing.create_account(session, "bench", 10**9, 0.0)
                 _, key = await create_key(session, services.hasher, account.id, "", 0.0)
-            path = "/v1/images/generations"
-            await hot_path_cost._per_call(app, "POST", path, b"", key)  # warm
+            await _client(app, key)  # warm
             heap.settle()
             print(f"\n| threshold of the youngest generation | collections per {CREATES:,}"
                   f" creates, {AT_ONCE} at a time | µs of each create in them |"
@@ -72,8 +81,7 @@ async def _young_collections() -> None:
                 gc.set_threshold(young, older, oldest)
                 seen = Collections()
                 gc.callbacks.append(seen)
-                await asyncio.gather(*[hot_path_cost._per_call(app, "POST", path, b"", key)
-                                       for _ in range(AT_ONCE)])  # fmt: skip
+                await asyncio.gather(*[_client(app, key) for _ in range(AT_ONCE)])
                 gc.callbacks.remove(seen)
                 print(f"| {young:,} | {seen.count:,} | {seen.seconds / CREATES * 1e6:.1f} |")
 

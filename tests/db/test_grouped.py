@@ -58,11 +58,18 @@ async def test_a_failed_group_fails_its_callers_only() -> None:
     after = asyncio.create_task(grouped.submit(4))
     writes.release.set()
     assert await first == 10
+    raised = []
     for task in unlucky:
-        with pytest.raises(ValueError, match="unlucky"):
+        with pytest.raises(ValueError, match="unlucky") as caught:
             await task
+        raised.append(caught.value)
     assert await after == 40
     assert writes.groups == [[1], [12, 13], [4]]
+    # Each caller raised an exception of its own, caused by the group's: its traceback holds
+    # its own frames, not every caller's.
+    assert raised[0] is not raised[1]
+    assert raised[0].__cause__ is raised[1].__cause__
+    assert isinstance(raised[0].__cause__, ValueError)
 
 
 async def test_a_caller_gone_before_its_group_was_sent_is_left_out() -> None:

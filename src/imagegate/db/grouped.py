@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import copy
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -57,11 +58,22 @@ class Grouped(Generic[Item, R]):
         except Exception as exc:  # each caller of the group gets it
             for _, future in group:
                 if not future.done():
-                    future.set_exception(exc)
+                    future.set_exception(_own(exc))
             return
         for (_, future), result in zip(group, results, strict=True):
             if not future.done():
                 future.set_result(result)
+
+
+def _own(exc: Exception) -> Exception:
+    """A caller's own copy of its group's exception, of the same type and caused by it: one
+    object raised in every caller would collect each caller's frames in its traceback."""
+    try:
+        copied = copy.copy(exc)
+    except Exception:  # (a type that cannot be copied: the one object, then)
+        return exc
+    copied.__cause__ = exc
+    return copied
 
 
 class GroupStopped(RuntimeError):

@@ -13,14 +13,15 @@ from imagegate.db.sql import Row, Tx, arrays, from_json, merged, to_json, unnest
 from imagegate.keys.store import CALLER_WIDTH, caller_query, callers_query
 from imagegate.tasks.status import TaskStatus
 
-_INSERT_INTO = (
-    "INSERT INTO tasks (id, account_id, key_id, model, status, input, callback_url, price,"
-    " created_at, reported_model)"
-)
-_VALUES = (
-    f":id, :account_id, :key_id, :model, '{TaskStatus.PENDING}', :input, :callback_url, :price,"
-    " :created_at, :reported_model"
-)
+# A new task's columns, each from its parameter of that name (status aside), with its SQL type
+# (PostgreSQL's insert_each sends them as arrays).
+_GIVEN = {
+    "id": "varchar", "account_id": "varchar", "key_id": "varchar", "model": "text", "input": "json",
+    "callback_url": "text", "price": "bigint", "created_at": "float8", "reported_model": "text",
+}  # fmt: skip
+_INSERT_INTO = f"INSERT INTO tasks (status, {', '.join(_GIVEN)})"
+_PENDING = f"'{TaskStatus.PENDING}'"
+_VALUES = ", ".join([_PENDING, *(f":{column}" for column in _GIVEN)])
 _INSERT = f"{_INSERT_INTO} VALUES ({_VALUES})"
 
 # PostgreSQL: a statement's WITH query of one row per element of its array parameters.
@@ -203,11 +204,7 @@ def _params(task: Mapping[str, Any]) -> dict[str, Any]:
 # WITH query of one row per task from arrays (db/sql.py's unnest), each task's columns and more
 # that the statement's other WITH queries read; INSERTED, the tasks that those let through.
 INSERTED = "task"
-_TYPES = {
-    "id": "varchar", "account_id": "varchar", "key_id": "varchar", "model": "text", "input": "json",
-    "callback_url": "text", "price": "bigint", "created_at": "float8", "reported_model": "text",
-}  # fmt: skip
-_EACH_VALUES = _VALUES.replace(":", "")  # (the same values, from columns)
+_EACH_VALUES = ", ".join([_PENDING, *_GIVEN])  # (the same values, from a row's columns)
 
 
 async def insert_each(
@@ -223,7 +220,7 @@ async def insert_each(
     row of ``source`` (one of them), as INSERTED; and ``column`` (an expression and its
     parameters, computed once). The ids of the tasks inserted."""
     expression, params = column
-    types = _TYPES | dict(more)
+    types = _GIVEN | dict(more)
     sql = (
         f"WITH {unnest(ASKED, types)}, {steps}, {INSERTED} AS ({_INSERT_INTO} SELECT"
         f" {_EACH_VALUES} FROM {source} RETURNING id) SELECT id, {expression} FROM {INSERTED}"

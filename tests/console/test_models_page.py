@@ -260,7 +260,9 @@ async def test_an_operator_adds_and_deactivates_a_model_in_chromium(server: Serv
     operator = await make_person(server, unique_email("op"), role="operator")
     account = await server.account(credits=100)
     async with chromium() as browser:
-        page = await browser.new_page(base_url=server.base_url)
+        page = await browser.new_page(
+            base_url=server.base_url, viewport={"width": 1024, "height": 800}
+        )
         violations: list[str] = []
         page.on(
             "console",
@@ -283,7 +285,13 @@ async def test_an_operator_adds_and_deactivates_a_model_in_chromium(server: Serv
         await page.get_by_role("button", name="Sign in").click()
         await page.get_by_role("link", name="Models").click()
         await expect(page.get_by_role("heading", name="Models", exact=True)).to_be_visible()
-        await expect(page.get_by_role("link", name="ideogram-v4", exact=True)).to_be_visible()
+        seed = page.get_by_role("link", name="ideogram-v4", exact=True)
+        await expect(seed).to_be_visible()
+        # A model's name stays on one line, at a 1024 px wide window too: broken at its hyphen
+        # it reads as two names.
+        assert await seed.evaluate("link => link.getClientRects().length") == 1
+        queue = page.get_by_role("row").filter(has=seed).get_by_text("model:ideogram-v4")
+        assert await queue.evaluate("code => code.getClientRects().length") == 1
         await screenshot(page, "admin-models")
 
         await page.get_by_label("Model name").fill("sketch-v1")

@@ -18,9 +18,7 @@ from typing import Any
 import hot_path_cost
 from imagegate import heap
 from imagegate.app import create_app
-from imagegate.billing import service as billing
 from imagegate.config import Settings
-from imagegate.keys.service import create_key
 
 CREATES = 8_000
 AT_ONCE = 32  # creates in flight, as wrk's 32 connections keep them (bench/run.py)
@@ -54,7 +52,7 @@ async def _client(app: Any, key: str) -> None:
     each request."""
     for _ in range(CREATES // AT_ONCE):
         await asyncio.create_task(
-            hot_path_cost._per_call(app, "POST", "/v1/images/generations", b"", key)
+            hot_path_cost._per_call(app, "POST", "/v1/images/generations", b"", key, calls=1)
         )
 
 
@@ -62,28 +60,20 @@ async def _young_collections() -> None:
     """Creates through the whole ASGI app in this process (bench/hot_path_cost.py), AT_ONCE in
     flight, at each threshold (one at a time, a create frees all it made before the next and
     the collector never runs)."""
-    hot_path_cost.CALLS = 1
-    with tempfile.TemporaryDirectory() as data:
-        settings = Settings(data_dir=Path(data), rate_limit_per_minute=10**9, access_log=False)
-        app = create_app(settings, run_worker=False)
-        async with app.router.lifespan_context(app):
-            services = app.state.services
-            async with services.db.transaction() as session:
-                account = await billing.create_account(session, "bench", 10**9, 0.0)
-                _, key = await create_key(session, services.hasher, account.id, "", 0.0)
-            await _client(app, key)  # warm
-            heap.settle()
-            print(f"\n| threshold of the youngest generation | collections per {CREATES:,}"
-                  f" creates, {AT_ONCE} at a time | µs of each create in them |"
-                  "\n| --- | --- | --- |")  # fmt: skip
-            _, older, oldest = gc.get_threshold()
-            for young in (700, heap.YOUNGEST):
-                gc.set_threshold(young, older, oldest)
-                seen = Collections()
-                gc.callbacks.append(seen)
-                await asyncio.gather(*[_client(app, key) for _ in range(AT_ONCE)])
-                gc.callbacks.remove(seen)
-                print(f"| {young:,} | {seen.count:,} | {seen.seconds / CREATES * 1e6:.1f} |")
+    async with hot_path_cost.started_app() as (app, _, key):
+        await _client(app, key)  # warm
+        heap.settle()
+        print(f"\n| threshold of the youngest generation | collections per {CREATES:,}"
+              f" creates, {AT_ONCE} at a time | µs of each create in them |"
+              "\n| --- | --- | --- |")  # fmt: skip
+        _, older, oldest = gc.get_threshold()
+        for young in (700, heap.YOUNGEST):
+            gc.set_threshold(young, older, oldest)
+            seen = Collections()
+            gc.callbacks.append(seen)
+            await asyncio.gather(*[_client(app, key) for _ in range(AT_ONCE)])
+            gc.callbacks.remove(seen)
+            print(f"| {young:,} | {seen.count:,} | {seen.seconds / CREATES * 1e6:.1f} |")
 
 
 if __name__ == "__main__":

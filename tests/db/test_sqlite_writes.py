@@ -27,9 +27,11 @@ async def keys_in_meta(db: Database) -> list[str]:
     return [row[0] for row in rows]
 
 
-def insert(key: str, fail: bool = False):  # type: ignore[no-untyped-def]
+def insert(key: str, fail: bool = False, value: str = "v"):  # type: ignore[no-untyped-def]
     async def op(tx: Tx) -> str:
-        await tx.run("INSERT INTO meta (key, value) VALUES (:key, 'v')", {"key": key})
+        await tx.run(
+            "INSERT INTO meta (key, value) VALUES (:key, :value)", {"key": key, "value": value}
+        )
         if fail:
             raise ValueError(key)
         return key
@@ -89,19 +91,10 @@ async def test_the_wal_starts_over_while_writes_go_on(
     monkeypatch.setattr(sqlite_hot, "CHECKPOINT_EVERY", 5)
     page = "x" * 4000
     for n in range(3000):
-        await db.write(put(f"k{n}", page))
+        await db.write(insert(f"k{n}", value=page))
     # Each commit writes about four pages (the row's, its overflow page, the key's index): a
     # WAL that never started over would hold 12,000 of them (50 MB); it holds about 500 here.
     assert wal_size(db) < 3000 * 4096
-
-
-def put(key: str, value: str):  # type: ignore[no-untyped-def]
-    async def op(tx: Tx) -> None:
-        await tx.run(
-            "INSERT INTO meta (key, value) VALUES (:key, :value)", {"key": key, "value": value}
-        )
-
-    return op
 
 
 def wal_size(db: Database) -> int:

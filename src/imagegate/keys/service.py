@@ -204,8 +204,9 @@ def check_caller(row: Row | None, now: float) -> Principal:
     """The Principal of a row of keys/store.py's caller query, or InvalidApiKey."""
     if row is None:
         raise InvalidApiKey("Invalid API key.")
+    columns = tuple(row[: store.CALLER_WIDTH])
     (key_id, account_id, status, expires_at, allowed_ips, rate_limit, hourly, daily, total,
-     models, banned) = row[: store.CALLER_WIDTH]  # fmt: skip
+     models, banned) = columns  # fmt: skip
     if status == "deleted":
         raise InvalidApiKey("Invalid API key.")
     if status != "active":
@@ -214,7 +215,6 @@ def check_caller(row: Row | None, now: float) -> Principal:
         raise InvalidApiKey("This account has been banned.")
     if expires_at is not None and expires_at <= now:
         raise InvalidApiKey("This API key has expired.")
-    columns = tuple(row[: store.CALLER_WIDTH])
     principal = _PRINCIPALS.get(columns)
     if principal is None:  # (a row seen lately is checked as above, but parsed once)
         if len(_PRINCIPALS) >= PRINCIPALS_KEPT:

@@ -1,5 +1,6 @@
-"""The request path's SQLite writer (db/sqlite_hot.py): group commits with a savepoint per
-operation, and a write lock held by another process waited for off the event loop."""
+"""The request path's SQLite writer (db/sqlite_hot.py): group commits in which an operation that
+raises keeps nothing and costs the others nothing, and a write lock held by another process
+waited for off the event loop."""
 
 from __future__ import annotations
 
@@ -27,11 +28,28 @@ async def keys_in_meta(db: Database) -> list[str]:
     return [row[0] for row in rows]
 
 
-def insert(key: str, fail: bool = False, value: str = "v"):  # type: ignore[no-untyped-def]
+def insert(  # type: ignore[no-untyped-def]
+    key: str,
+    fail: bool = False,
+    value: str = "v",
+    *,
+    refuse: bool = False,
+    runs: list[str] | None = None,
+    committed: list[str] | None = None,
+):
+    """An operation that adds ``key``; ``fail``: it raises once it has; ``refuse``: it raises
+    before it writes. It notes each run in ``runs`` and, after its commit, in ``committed``."""
+
     async def op(tx: Tx) -> str:
+        if runs is not None:
+            runs.append(key)
+        if refuse:
+            raise ValueError(key)
         await tx.run(
             "INSERT INTO meta (key, value) VALUES (:key, :value)", {"key": key, "value": value}
         )
+        if committed is not None:
+            tx.after_commit(lambda: committed.append(key))
         if fail:
             raise ValueError(key)
         return key
@@ -48,14 +66,36 @@ async def db(tmp_path: Path):  # type: ignore[no-untyped-def]
     await database.dispose()
 
 
-async def test_a_failed_operation_rolls_back_only_itself_in_its_group(db: Database) -> None:
+@pytest.mark.parametrize("wrote", [True, False], ids=["after-writing", "before-writing"])
+async def test_a_failed_operation_rolls_back_only_itself_in_its_group(
+    db: Database, wrote: bool
+) -> None:
+    runs: list[str] = []
+    committed: list[str] = []
     results = await asyncio.gather(
-        *[db.write(insert(f"k{n:02}", fail=n % 3 == 0)) for n in range(30)],
+        *[
+            db.write(
+                insert(
+                    f"k{n:02}",
+                    fail=wrote and n % 3 == 0,
+                    refuse=not wrote and n % 3 == 0,
+                    runs=runs,
+                    committed=committed,
+                )
+            )  # fmt: skip
+            for n in range(30)
+        ],
         return_exceptions=True,
     )
     failed = [str(r) for r in results if isinstance(r, ValueError)]
     assert failed == [f"k{n:02}" for n in range(30) if n % 3 == 0]
-    assert await keys_in_meta(db) == [f"k{n:02}" for n in range(30) if n % 3]
+    kept = [f"k{n:02}" for n in range(30) if n % 3]
+    assert await keys_in_meta(db) == kept
+    assert sorted(committed) == kept  # each kept operation's hooks ran once
+    if wrote:  # the group ran again, each operation in a savepoint that undid it alone
+        assert len(runs) > 30
+    else:  # nothing to undo: no operation ran twice
+        assert sorted(runs) == [f"k{n:02}" for n in range(30)]
 
 
 async def test_the_loop_stays_free_while_another_process_holds_the_lock(db: Database) -> None:

@@ -18,6 +18,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
+import pydantic_core
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -99,8 +100,9 @@ def arrays(rows: Sequence[Mapping[str, Any]], columns: Iterable[str]) -> dict[st
 
 
 def to_json(value: Any) -> str | None:
-    """A JSON column's parameter (both drivers take the text)."""
-    return None if value is None else json.dumps(value, separators=(",", ":"))
+    """A JSON column's parameter (both drivers take the text): compact, non-ASCII characters as
+    they are. (pydantic's encoder: a fifth of json.dumps's time, twice on every create.)"""
+    return None if value is None else pydantic_core.to_json(value).decode()
 
 
 def from_json(value: Any) -> Any:

@@ -3,10 +3,16 @@ one writer that commits creates in groups.
 
 SQLite answers an indexed statement in microseconds, far less than a hop to a thread, so reads run
 inline on a connection of their own (WAL: they never wait for the writer). Writes queue for the
-writer task: it takes the write lock once for everything queued, runs each operation in its own
-savepoint (a 402 or 429 rolls back only that operation), commits once, then answers each caller.
-Each operation sees its caller's context variables (the request id that a job it adds carries,
-the log lines' context), not the writer task's.
+writer task: it takes the write lock once for everything queued, runs each operation, commits
+once, then answers each caller. An operation that raises is left out of the commit and nothing
+else: one that raised before writing anything (a 402 or 429 is refused before a create writes,
+tasks/service.py) needs nothing undone; when one raises after writing, the group is rolled back
+and run again with each operation in its own savepoint, which undoes just that one. Savepoints
+for every operation would cost a fifth of a create's SQLite time (SQLite keeps a copy of each
+page an operation first changes, to undo it): so an operation may run twice, and must act
+outside the database only through ``tx.after_commit``. Each operation sees its caller's context
+variables (the request id that a job it adds carries, the log lines' context), not the writer
+task's.
 
 Only ``BEGIN IMMEDIATE`` can wait long (another process, such as `imagegate admin` or a worker,
 holding the lock): it is tried inline without waiting, and waited for in a thread when busy. WAL
@@ -32,6 +38,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Operation = Callable[[Tx], Awaitable[Any]]
 Queued = tuple[Operation, asyncio.Future[Any], contextvars.Context]
+# An operation's future, and its exception or its value, and the Tx it ran on (its hooks).
+Outcome = tuple[asyncio.Future[Any], BaseException | None, Any, "SqliteTx"]
 BUSY_WAIT = 30.0  # seconds a writer waits for another process's write lock
 CHECKPOINT_EVERY = 250  # commits between WAL checkpoints (a WAL of ~50 MB at most under full load)
 
@@ -117,23 +125,14 @@ class SqliteHot:
 
     async def _commit_group(self, group: list[Queued]) -> None:
         conn = self._writer
-        outcomes: list[tuple[asyncio.Future[Any], BaseException | None, Any, SqliteTx]] = []
         try:
             await self._begin()
-            for op, future, context in group:
-                if future.cancelled():  # its caller went away before its turn: skip it
-                    continue
-                tx = SqliteTx(conn)
-                conn.execute("SAVEPOINT op")
-                try:
-                    value = await _in_context(context, op, tx)
-                except Exception as exc:
-                    conn.execute("ROLLBACK TO op")
-                    conn.execute("RELEASE op")
-                    outcomes.append((future, exc, None, tx))
-                else:
-                    conn.execute("RELEASE op")
-                    outcomes.append((future, None, value, tx))
+            outcomes = await self._run_ops(group, savepoints=False)
+            if outcomes is None:  # one raised after writing: undo it alone, with savepoints
+                conn.execute("ROLLBACK")
+                await self._begin()
+                outcomes = await self._run_ops(group, savepoints=True)
+                assert outcomes is not None
             conn.execute("COMMIT")
         except BaseException as exc:  # no lock, a failed commit, or this task is cancelled
             with contextlib.suppress(sqlite3.Error):
@@ -152,10 +151,38 @@ class SqliteHot:
             self._checkpointing = asyncio.create_task(asyncio.to_thread(self._checkpoint))
             self._checkpoint_began = self._commits
 
+    async def _run_ops(self, group: list[Queued], *, savepoints: bool) -> list[Outcome] | None:
+        """Each operation of ``group`` (one whose caller went away is skipped) in the open
+        transaction, and how each ended; None, without savepoints, as soon as one raises after
+        it wrote (only a savepoint could have undone its writes alone)."""
+        conn = self._writer
+        outcomes: list[Outcome] = []
+        for op, future, context in group:
+            if future.cancelled():
+                continue
+            tx = SqliteTx(conn)
+            if savepoints:
+                conn.execute("SAVEPOINT op")
+            changes = conn.total_changes
+            try:
+                value = await _in_context(context, op, tx)
+            except Exception as exc:
+                if not conn.in_transaction:  # SQLite rolled back everything (a full disk)
+                    raise
+                if savepoints:
+                    conn.execute("ROLLBACK TO op")
+                    conn.execute("RELEASE op")
+                elif conn.total_changes != changes:
+                    return None
+                outcomes.append((future, exc, None, tx))
+            else:
+                if savepoints:
+                    conn.execute("RELEASE op")
+                outcomes.append((future, None, value, tx))
+        return outcomes
+
     @staticmethod
-    def _answer(
-        outcomes: list[tuple[asyncio.Future[Any], BaseException | None, Any, SqliteTx]],
-    ) -> None:
+    def _answer(outcomes: list[Outcome]) -> None:
         for future, error, value, tx in outcomes:
             if error is None:
                 for hook in tx.hooks:

@@ -118,13 +118,26 @@ async def create_task(
     if key is not None:  # first: a concurrent create with this key waits here, charging nothing
         await idempotency.claim(tx, payer.account_id, key, task.id, now)
     await check_spend(tx, payer.key_id, payer.spend, task.price, now)
+    # The charge: on PostgreSQL last, as the account's row stays locked from its UPDATE until
+    # the commit (concurrent creates of one account wait only for that); on SQLite, whose one
+    # writer locks no rows, first, so that a refused charge has written nothing to undo (its
+    # group commit then needs no savepoint, db/sqlite_hot.py).
+    charge_first = tx.dialect == "sqlite"
+    if charge_first:
+        await _charge(tx, queue, task)
     await store.insert(tx, **task.row())
     args, lock = task.run_job
     await queue.defer(tx, RUN_TASK, args, queue=task.model.queue, lock=lock)
-    # The charge last: on PostgreSQL the account's row stays locked from its UPDATE until the
-    # commit, so concurrent creates of one account wait only for that.
-    await billing.charge(tx, payer.account_id, payer.key_id, task.id, task.price, now, queue=queue)
+    if not charge_first:
+        await _charge(tx, queue, task)
     return task.id
+
+
+async def _charge(tx: Tx, queue: JobQueue, task: NewTask) -> None:
+    payer = task.principal
+    await billing.charge(
+        tx, payer.account_id, payer.key_id, task.id, task.price, task.now, queue=queue
+    )
 
 
 def fits_one_statement(principal: Principal, key: IdempotencyKey | None) -> bool:

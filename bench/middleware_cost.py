@@ -1,5 +1,6 @@
-"""What the per-request middlewares cost in CPU, without the network or wrk's noise: each one
-alone and together around a do-nothing ASGI app, called in a loop in one process.
+"""What the per-request layer (http_edge.py: request ids, metrics, rate-limit headers) costs in
+CPU, without the network or wrk's noise: around a do-nothing ASGI app, called in a loop in one
+process.
 
     .venv/bin/python bench/middleware_cost.py
 """
@@ -10,9 +11,7 @@ import asyncio
 import time
 from typing import Any
 
-from imagegate.http_headers import RateLimitHeaders
-from imagegate.logs import RequestIds
-from imagegate.metrics.asgi import RequestMetrics
+from imagegate.http_edge import RequestEdge
 
 CALLS = 50_000
 
@@ -45,12 +44,9 @@ async def _per_call(app: Any) -> float:
 async def main() -> None:
     stacks = {
         "none (the app alone)": _app,
-        "RateLimitHeaders": RateLimitHeaders(_app),
-        "RequestMetrics": RequestMetrics(_app),
-        "RequestIds": RequestIds(_app),
-        "all three, as create_app stacks them": RequestIds(RequestMetrics(RateLimitHeaders(_app))),
+        "RequestEdge": RequestEdge(_app),
     }
-    print("| middleware | µs per request (best of 3) |\n| --- | --- |")
+    print("| layer | µs per request (best of 3) |\n| --- | --- |")
     for name, app in stacks.items():
         best = min([await _per_call(app) for _ in range(3)])
         print(f"| {name} | {best:.1f} |")

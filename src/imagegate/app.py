@@ -23,11 +23,10 @@ from imagegate.console.router import console_error, install_console
 from imagegate.db.migrate import upgrade
 from imagegate.health import router as health_router
 from imagegate.http_docs import finished
+from imagegate.http_edge import RequestEdge
 from imagegate.http_errors import install_error_handlers
-from imagegate.http_headers import RateLimitHeaders
 from imagegate.http_hot import HotRoutes
-from imagegate.logs import RequestIds, redact_access_log
-from imagegate.metrics.asgi import RequestMetrics
+from imagegate.logs import redact_access_log
 from imagegate.metrics.exposition import metrics_port
 from imagegate.metrics.exposition import router as metrics_router
 from imagegate.openai_api.errors import openai_error
@@ -97,9 +96,7 @@ def create_app(
     )
     install_error_handlers(app, html={CONSOLE: console_error}, shapes={OPENAI: openai_error})
     app.add_middleware(HotRoutes)  # the innermost: polled GETs skip FastAPI's routing
-    app.add_middleware(RateLimitHeaders)
-    app.add_middleware(RequestMetrics)  # it times everything, errors included
-    app.add_middleware(RequestIds)  # the outermost: every line of the request has its id
+    app.add_middleware(RequestEdge)  # ids, metrics, rate-limit headers: every request
     app.include_router(tasks_router)
     app.include_router(billing_router)
     app.include_router(catalog_router)

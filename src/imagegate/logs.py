@@ -13,10 +13,10 @@ import logging
 import re
 import secrets
 from collections.abc import Iterator, Mapping
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 _SECRET_IN_URL = re.compile(r"(/console/set-password/|[?&]invite=)[A-Za-z0-9_\-]+")
 _API_KEY = re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}")
@@ -26,6 +26,7 @@ REQUEST_ID_HEADER = "X-Request-Id"
 
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 task_id: ContextVar[str | None] = ContextVar("task_id", default=None)
+Tokens = tuple[Token[str | None], Token[str | None]]
 
 
 def redact(text: str) -> str:
@@ -87,32 +88,18 @@ def with_request_id(args: dict[str, Any]) -> dict[str, Any]:
     return args if current is None or "request_id" in args else {**args, "request_id": current}
 
 
-class RequestIds:
-    """Every HTTP request gets a request id: the client's X-Request-Id when it is a plain token
-    (up to 128 of A-Z a-z 0-9 . _ : -), else a new one; it is returned in X-Request-Id."""
+def begin_request(scope: Scope) -> tuple[str, Tokens]:
+    """The request's id: the client's X-Request-Id when it is a plain token (up to 128 of
+    A-Z a-z 0-9 . _ : -), else a new one; set for the request's lines until end_request. The
+    response returns it in X-Request-Id (http_edge.py)."""
+    given = _header(scope, b"x-request-id")
+    current = given if given and _REQUEST_ID.match(given) else secrets.token_hex(16)
+    return current, (request_id.set(current), task_id.set(None))
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        given = _header(scope, b"x-request-id")
-        current = given if given and _REQUEST_ID.match(given) else secrets.token_hex(16)
-        tokens = (request_id.set(current), task_id.set(None))
-        header = (b"x-request-id", current.encode())
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), header]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            task_id.reset(tokens[1])
-            request_id.reset(tokens[0])
+def end_request(tokens: Tokens) -> None:
+    task_id.reset(tokens[1])
+    request_id.reset(tokens[0])
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -43,7 +43,7 @@ class RateState:
         }
 
     def raw_headers(self) -> list[tuple[bytes, bytes]]:
-        """headers() as an ASGI response carries them (http_headers.py adds them to one)."""
+        """headers() as an ASGI response carries them (http_edge.py adds them to one)."""
         return [(name.lower().encode(), value.encode()) for name, value in self.headers().items()]
 
 

@@ -29,6 +29,10 @@ return {redis.call('HINCRBY', KEYS[1], 'c', 1), start}
 """
 
 
+_NAMES = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+_RAW_NAMES = tuple(name.lower().encode() for name in _NAMES)  # as ASGI carries them
+
+
 @dataclass(frozen=True)
 class RateState:
     limit: int
@@ -36,15 +40,16 @@ class RateState:
     reset: int  # Unix seconds when the window ends
 
     def headers(self) -> dict[str, str]:
-        return {
-            "X-RateLimit-Limit": str(self.limit),
-            "X-RateLimit-Remaining": str(self.remaining),
-            "X-RateLimit-Reset": str(self.reset),
-        }
+        return {name: str(value) for name, value in zip(_NAMES, self._values(), strict=True)}
 
     def raw_headers(self) -> list[tuple[bytes, bytes]]:
         """headers() as an ASGI response carries them (http_edge.py adds them to one)."""
-        return [(name.lower().encode(), value.encode()) for name, value in self.headers().items()]
+        limit, remaining, reset = _RAW_NAMES
+        return [(limit, b"%d" % self.limit), (remaining, b"%d" % self.remaining),
+                (reset, b"%d" % self.reset)]  # fmt: skip
+
+    def _values(self) -> tuple[int, int, int]:
+        return self.limit, self.remaining, self.reset
 
 
 class Windows(Protocol):

@@ -8,6 +8,8 @@ import re
 import socket
 import sqlite3
 import subprocess
+import tempfile
+import time
 from collections.abc import Collection
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -80,10 +82,38 @@ def load_generator(seconds: int, connections: int) -> str:
     return f"{name}, 1 thread, {connections} connections, {seconds} s per measurement"
 
 
+def disk(files: int = 200, apart: float = 0.02) -> str:
+    """How long the disk under the benchmarks' data takes to make a new file durable, as the
+    image store does for each image (write, fsync, rename): p50, p99 and max of ``files``, one
+    every ``apart`` seconds (back to back, the kernel's periodic flushes fall between them).
+    Its slowest percent shows in the end-to-end rows' p99: an image is stored before its task
+    completes, and PostgreSQL's commits wait on the same disk."""
+    times = []
+    data = os.urandom(150_000)  # about a simulator's picture
+    with tempfile.TemporaryDirectory() as folder:
+        for n in range(files):
+            started = time.perf_counter()
+            path = Path(folder) / f"{n}.partial"
+            with open(path, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            path.replace(path.with_suffix(".png"))
+            times.append((time.perf_counter() - started) * 1000)
+            time.sleep(apart)
+    times.sort()
+    p50, p99 = times[len(times) // 2], times[min(len(times) - 1, len(times) * 99 // 100)]
+    return (
+        f"a new file made durable (write, fsync, rename) in {p50:.1f} / {p99:.1f} /"
+        f" {times[-1]:.1f} ms (p50 / p99 / max of {files})"
+    )
+
+
 def header(backends: Collection[str]) -> list[str]:
     """The lines printed once at the top of a run."""
     return [
         f"**Server stack:** {server_stack()}.",
         f"**Stores:** {stores(backends)}.",
         f"**Machine:** {machine()}.",
+        f"**Disk:** {disk()}.",
     ]

@@ -78,8 +78,7 @@ def job_context(args: Mapping[str, Any]) -> Iterator[None]:
     try:
         yield
     finally:
-        task_id.reset(tokens[1])
-        request_id.reset(tokens[0])
+        end_request(tokens)
 
 
 def with_request_id(args: dict[str, Any]) -> dict[str, Any]:
